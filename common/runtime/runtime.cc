@@ -1,0 +1,61 @@
+#include "common/runtime/runtime.h"
+
+#include <dlfcn.h>
+#include <link.h>
+#include <sched.h>
+
+#include <string>
+
+#include <ATen/Parallel.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
+#include "common/logging/logging.h"
+
+namespace rlhf::runtime {
+namespace {
+
+// Finds the path of the loaded shared object whose file name contains "blas" (LibTorch from
+// Debian links libblas.so.3, which update-alternatives points at reference BLAS or OpenBLAS).
+int FindBlas(struct dl_phdr_info* info, size_t, void* data) {
+  auto* out = static_cast<std::string*>(data);
+  const char* name = info->dlpi_name;
+  if (name != nullptr && absl::StrContains(name, "blas") && out->empty()) *out = name;
+  return 0;
+}
+
+}  // namespace
+
+int AllowedCpuCount() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) != 0) return 1;
+  const int n = CPU_COUNT(&set);
+  return n > 0 ? n : 1;
+}
+
+std::string BlasDescription() {
+  std::string path;
+  dl_iterate_phdr(FindBlas, &path);
+  using ConfigFn = char* (*)();
+  auto config = reinterpret_cast<ConfigFn>(dlsym(RTLD_DEFAULT, "openblas_get_config"));
+  if (config != nullptr) return absl::StrCat("OpenBLAS ", config(), " (", path, ")");
+  if (path.empty()) return "unknown BLAS (no libblas loaded)";
+  return absl::StrCat("reference BLAS (", path,
+                      "); install libopenblas0-openmp for ~40x faster matmuls");
+}
+
+absl::Status InitTorchRuntime(int num_threads) {
+  if (num_threads < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("thread count must be >= 0 (0 = from CPU affinity), got ", num_threads));
+  }
+  const int allowed = AllowedCpuCount();
+  const int n = num_threads == 0 ? allowed : num_threads;
+  at::set_num_threads(n);
+  LOG(INFO) << "torch intra-op threads: " << n << " (allowed CPUs: " << allowed
+            << "); BLAS: " << BlasDescription();
+  return absl::OkStatus();
+}
+
+}  // namespace rlhf::runtime

@@ -1,0 +1,27 @@
+// Process-wide LibTorch runtime set-up: intra-op thread count from the CPUs this process may run
+// on (sched_getaffinity, so cgroup/taskset limits are honoured) and a description of the BLAS
+// library actually loaded, which every process logs at start.
+#ifndef RLHF_COMMON_RUNTIME_RUNTIME_H_
+#define RLHF_COMMON_RUNTIME_RUNTIME_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+
+namespace rlhf::runtime {
+
+// Returns the number of CPUs in this process's affinity mask (>= 1).
+int AllowedCpuCount();
+
+// Returns a one-line description of the BLAS library loaded into this process, e.g.
+// "OpenBLAS 0.3.21 ... (/usr/lib/.../openblas-openmp/libblas.so.3)", or "reference BLAS (...)".
+std::string BlasDescription();
+
+// Sets torch's intra-op thread count to `num_threads`, or to AllowedCpuCount() when it is 0, and
+// logs the thread count and BLAS in use. Returns InvalidArgument for a negative count.
+// Call once at process start, before any torch work.
+absl::Status InitTorchRuntime(int num_threads);
+
+}  // namespace rlhf::runtime
+
+#endif  // RLHF_COMMON_RUNTIME_RUNTIME_H_
