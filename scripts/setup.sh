@@ -8,7 +8,7 @@ PACKAGES=(
   libtorch-dev python3-torch libopenblas0-openmp
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev prometheus-cpp-dev libgloo-dev libcpp-httplib-dev
-  nlohmann-json3-dev libyaml-cpp-dev libgoogle-glog-dev libgflags-dev
+  nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libgoogle-glog-dev libgflags-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 

@@ -85,8 +85,8 @@ absl::StatusOr<std::unique_ptr<GenerationEngine>> GenerationEngine::Create(const
   w->embed = model->embed_tokens->weight.detach().clone();
   w->norm = model->norm->weight.detach().clone();
   w->lm_head = model->LmHeadWeight().detach().clone();
-  w->cos = model->rope_cos().clone();
-  w->sin = model->rope_sin().clone();
+  w->cos = model->rope_cos().to(w->embed.scalar_type()).contiguous();
+  w->sin = model->rope_sin().to(w->embed.scalar_type()).contiguous();
   for (const auto& m : *model->layers) {
     auto* layer = m->as<DecoderLayerImpl>();
     auto& a = layer->self_attn;

@@ -98,14 +98,15 @@ LlamaImpl::LlamaImpl(const LlamaConfig& c) : config_(c) {
     score = register_module("score",
                             torch::nn::Linear(torch::nn::LinearOptions(c.dim, 1).bias(false)));
   }
-  // RoPE tables in float64, then stored as float32 buffers (converted with the module's dtype).
+  // RoPE tables, kept in float64 (cast to the activations' dtype when used) so that a float64
+  // model gets float64-exact angles.
   const int64_t hd = c.head_dim(), half = hd / 2;
   auto opts = torch::TensorOptions().dtype(torch::kFloat64);
   auto inv_freq = torch::pow(c.rope_theta, -torch::arange(0, half, opts) * 2.0 / hd);
   auto angles = torch::outer(torch::arange(0, c.max_seq_len, opts), inv_freq);
   angles = torch::cat({angles, angles}, -1);
-  rope_cos_ = register_buffer("rope_cos", angles.cos().to(torch::kFloat32));
-  rope_sin_ = register_buffer("rope_sin", angles.sin().to(torch::kFloat32));
+  rope_cos_ = register_buffer("rope_cos", angles.cos());
+  rope_sin_ = register_buffer("rope_sin", angles.sin());
 }
 
 torch::Tensor PositionIdsFromMask(const torch::Tensor& mask) {
@@ -119,16 +120,16 @@ torch::Tensor LlamaImpl::Trunk(const torch::Tensor& tokens, const torch::Tensor&
               config_.max_seq_len);
   auto mask = attention_mask.defined()
                   ? attention_mask.to(torch::kBool)
-                  : torch::ones({b, t}, torch::TensorOptions().dtype(torch::kBool));
+                  : torch::ones({b, t}, tokens.options().dtype(torch::kBool));
   auto positions = PositionIdsFromMask(mask);
   // Module::to() converts buffers in place (set_data), so these members follow the dtype.
-  auto cos = rope_cos_.index_select(0, positions.flatten()).view({b, 1, t, -1});
-  auto sin = rope_sin_.index_select(0, positions.flatten()).view({b, 1, t, -1});
+  auto x = embed_tokens(tokens);
+  auto cos = rope_cos_.index_select(0, positions.flatten()).view({b, 1, t, -1}).to(x.dtype());
+  auto sin = rope_sin_.index_select(0, positions.flatten()).view({b, 1, t, -1}).to(x.dtype());
   // Allowed: causal, key is real; a query may always see itself (keeps pad rows finite).
   auto causal = torch::ones({t, t}, mask.options()).tril();
   auto allowed = causal.unsqueeze(0) & mask.unsqueeze(1);
   allowed = allowed | torch::eye(t, mask.options()).unsqueeze(0);
-  auto x = embed_tokens(tokens);
   auto additive = torch::zeros({b, 1, t, t}, x.options())
                       .masked_fill(allowed.logical_not().unsqueeze(1),
                                    -std::numeric_limits<double>::infinity());

@@ -30,7 +30,7 @@ TORCH_MODULE(RMSNorm);
 class AttentionImpl : public torch::nn::Module {
  public:
   explicit AttentionImpl(const LlamaConfig& config);
-  // x: [B, T, dim]; cos/sin: [B, T, head_dim]; mask: additive [B, 1, T, T]. Returns [B, T, dim].
+  // x: [B, T, dim]; cos/sin: [B, 1, T, head_dim]; mask: additive [B, 1, T, T]. Returns [B, T, dim].
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                         const torch::Tensor& mask);
   torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
@@ -82,7 +82,8 @@ class LlamaImpl : public torch::nn::Module {
   // The LM head matrix [vocab, dim] (the embedding when tied).
   torch::Tensor LmHeadWeight() const;
   // RoPE tables for positions 0..max_seq_len-1: cos, sin of shape [max_seq_len, head_dim]
-  // (rotate-half layout: frequency i at columns i and i + head_dim/2). Buffers, float32.
+  // (rotate-half layout: frequency i at columns i and i + head_dim/2). Buffers, float64 unless
+  // the module was converted with to(dtype).
   const torch::Tensor& rope_cos() const { return rope_cos_; }
   const torch::Tensor& rope_sin() const { return rope_sin_; }
 

@@ -60,7 +60,7 @@ absl::StatusOr<std::vector<std::vector<float>>> ScoreTokenLogProbs(
   if (!(temperature > 0)) {
     return absl::InvalidArgumentError(absl::StrCat("temperature must be > 0, got ", temperature));
   }
-  if (absl::Status s = CheckSequences(seqs, c, 2); !s.ok()) return s;
+  if (absl::Status s = CheckSequences(seqs, c, 1); !s.ok()) return s;
   c10::InferenceMode inference;
   auto [tokens, mask] = RightPad(seqs);
   auto logits = model->forward(tokens, mask);

@@ -14,7 +14,8 @@
 namespace rlhf::model {
 
 // Returns, for each sequence s, len(s) - 1 values: log_softmax(logits[t] / temperature)[s[t+1]]
-// for t = 0 .. len(s) - 2. Errors: InvalidArgument for empty input, sequences shorter than 2,
+// for t = 0 .. len(s) - 2 (none for a one-token sequence). Errors: InvalidArgument for no
+// sequences, empty sequences,
 // ids outside the vocab, sequences longer than max_seq_len, temperature <= 0, no LM head.
 absl::StatusOr<std::vector<std::vector<float>>> ScoreTokenLogProbs(
     Llama& model, const std::vector<std::vector<int64_t>>& sequences, double temperature = 1.0);

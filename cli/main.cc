@@ -1,0 +1,35 @@
+// The `rlhf` command: one binary, one subcommand per job.
+#include <cstdio>
+
+#include <CLI/CLI.hpp>
+
+#include "cli/generate_command.h"
+#include "common/logging/logging.h"
+#include "common/runtime/runtime.h"
+
+int main(int argc, char** argv) {
+  rlhf::logging::Init(argv[0]);
+  CLI::App app{"rlhf: RLHF and Constitutional AI training on one machine or Kubernetes"};
+  app.require_subcommand(1);
+  int threads = 0;
+  app.add_option("--threads", threads, "torch intra-op threads (0 = the CPUs this process may use)")
+      ->check(CLI::NonNegativeNumber);
+  rlhf::cli::GenerateArgs generate;
+  CLI::App* generate_cmd = rlhf::cli::AddGenerateCommand(app, generate);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (auto s = rlhf::runtime::InitTorchRuntime(threads); !s.ok()) {
+    std::fprintf(stderr, "rlhf: %s\n", s.ToString().c_str());
+    return 2;
+  }
+  absl::Status status;
+  if (generate_cmd->parsed()) status = rlhf::cli::RunGenerate(generate);
+  if (!status.ok()) {
+    std::fprintf(stderr, "rlhf: error: %s\n", status.ToString().c_str());
+    return 1;
+  }
+  return 0;
+}

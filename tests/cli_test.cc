@@ -1,0 +1,123 @@
+// Runs the real `rlhf` binary as a user would: help, flag errors, bad files, and generation on
+// the stories260K fixture (text and JSONL, single and batched prompts).
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/testing/shared_data.h"
+
+namespace rlhf {
+namespace {
+
+struct Result {
+  int exit_code;
+  std::string out;  // stdout
+  std::string err;  // stderr
+};
+
+std::string TempPath(const std::string& name) {
+  return absl::StrCat(::testing::TempDir(), "/cli_test_", getpid(), "_", name);
+}
+
+Result RunCli(const std::string& args) {
+  const std::string err_path = TempPath("stderr");
+  const std::string cmd = absl::StrCat(RLHF_CLI_PATH, " --threads 1 ", args, " 2>", err_path);
+  FILE* pipe = popen(cmd.c_str(), "r");
+  Result r{-1, "", ""};
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) r.out.append(buf, n);
+  const int status = pclose(pipe);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  std::ifstream err(err_path);
+  r.err.assign(std::istreambuf_iterator<char>(err), {});
+  return r;
+}
+
+std::string ModelArgs() {
+  return absl::StrCat("--model ", testing::SharedPath("models/stories260K.bin"), " --tokenizer ",
+                      testing::SharedPath("models/tok512.model"));
+}
+
+TEST(CliTest, HelpListsSubcommandsAndFlags) {
+  Result top = RunCli("--help");
+  EXPECT_EQ(top.exit_code, 0);
+  EXPECT_NE(top.out.find("generate"), std::string::npos);
+  Result gen = RunCli("generate --help");
+  EXPECT_EQ(gen.exit_code, 0);
+  for (const char* flag : {"--model", "--tokenizer", "--prompts", "--temperature", "--top-k",
+                           "--top-p", "--seed", "--jsonl", "--max-new-tokens"}) {
+    EXPECT_NE(gen.out.find(flag), std::string::npos) << flag;
+  }
+}
+
+TEST(CliTest, UnknownFlagAndBadValuesAreErrors) {
+  Result unknown = RunCli(absl::StrCat("generate ", ModelArgs(), " --prompt hi --bogus 3"));
+  EXPECT_NE(unknown.exit_code, 0);
+  EXPECT_NE(unknown.err.find("bogus"), std::string::npos) << unknown.err;
+  Result bad = RunCli(absl::StrCat("generate ", ModelArgs(), " --prompt hi --temperature -1"));
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("temperature"), std::string::npos) << bad.err;
+  Result nan = RunCli(absl::StrCat("generate ", ModelArgs(), " --prompt hi --top-p abc"));
+  EXPECT_NE(nan.exit_code, 0);
+  EXPECT_NE(nan.err.find("top-p"), std::string::npos) << nan.err;
+  Result none = RunCli(absl::StrCat("generate ", ModelArgs()));
+  EXPECT_EQ(none.exit_code, 1);
+  EXPECT_NE(none.err.find("--prompt"), std::string::npos) << none.err;
+}
+
+TEST(CliTest, MissingAndMismatchedFilesNameTheFile) {
+  Result missing = RunCli("generate --model /nonexistent/model.bin --tokenizer " +
+                       testing::SharedPath("models/tok512.model") + " --prompt hi");
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.err.find("/nonexistent/model.bin"), std::string::npos) << missing.err;
+  Result mismatch = RunCli("generate --model " + testing::SharedPath("models/stories260K.bin") +
+                        " --tokenizer " + testing::SharedPath("models/tokenizer.model") +
+                        " --prompt hi");
+  EXPECT_EQ(mismatch.exit_code, 1);
+  EXPECT_NE(mismatch.err.find("vocab_size"), std::string::npos) << mismatch.err;
+  const std::string prompts = TempPath("bad.jsonl");
+  std::ofstream(prompts) << "{\"prompt\": \"ok\"}\n{\"text\": 1}\n";
+  Result bad_line = RunCli(absl::StrCat("generate ", ModelArgs(), " --prompts ", prompts));
+  EXPECT_EQ(bad_line.exit_code, 1);
+  EXPECT_NE(bad_line.err.find(prompts + ":2"), std::string::npos) << bad_line.err;
+}
+
+TEST(CliTest, JsonlGenerationIsReproducibleAndBatchIndependent) {
+  const std::string flags = " --temperature 0.8 --seed 5 --max-new-tokens 24 --jsonl";
+  Result single = RunCli(absl::StrCat("generate ", ModelArgs(), flags, " --prompt 'Once upon'"));
+  ASSERT_EQ(single.exit_code, 0) << single.err;
+  auto one = nlohmann::json::parse(single.out);
+  EXPECT_EQ(one["tokens"].size(), one["logprobs"].size());
+  EXPECT_GE(one["tokens"].size(), 1u);
+  EXPECT_LE(one["tokens"].size(), 24u);
+  EXPECT_EQ(one["prompt_tokens"][0], 1);  // BOS
+  for (double lp : one["logprobs"]) EXPECT_LE(lp, 0.0);
+  // The same prompt first in a batch with a longer one: identical tokens.
+  const std::string prompts = TempPath("prompts.jsonl");
+  std::ofstream(prompts) << "{\"prompt\": \"Once upon\"}\n\n"
+                         << "{\"prompt\": \"a much longer prompt than the first one\"}\n";
+  Result batch = RunCli(absl::StrCat("generate ", ModelArgs(), flags, " --prompts ", prompts));
+  ASSERT_EQ(batch.exit_code, 0) << batch.err;
+  std::vector<std::string> lines = absl::StrSplit(batch.out, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(nlohmann::json::parse(lines[0])["tokens"], one["tokens"]);
+  EXPECT_NE(batch.err.find("BLAS"), std::string::npos);  // every process logs its BLAS
+}
+
+TEST(CliTest, TextOutputStartsWithThePrompt) {
+  Result r = RunCli(absl::StrCat("generate ", ModelArgs(), " --temperature 0 --max-new-tokens 8 ",
+                              "--prompt 'Hello'"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("Hello", 0), 0u) << r.out;
+}
+
+}  // namespace
+}  // namespace rlhf
