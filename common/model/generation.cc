@@ -23,7 +23,8 @@ namespace {
 // The mutable state of one Generate() call.
 struct DecodeState {
   int64_t batch = 0;
-  std::vector<torch::Tensor> k_cache, v_cache;  // per layer [B, S, kvh, hd]
+  std::vector<torch::Tensor> k_cache;  // per layer [B, kvh, hd, S] (see kernels.h)
+  std::vector<torch::Tensor> v_cache;  // per layer [B, kvh, S, hd]
   torch::Tensor key_valid;                      // [B, S] uint8
 };
 
@@ -118,10 +119,10 @@ void RunLayers(const W& w, torch::Tensor& x, int64_t tq, const torch::Tensor& po
     auto qkv = at::linear(h, lw.wqkv);
     kernels::RopeInplace(qkv, c.n_heads + c.n_kv_heads, hd, positions, w.cos, w.sin);
     auto qkv3 = qkv.view({st.batch, tq, -1});
-    st.k_cache[l].narrow(1, slot0, tq).copy_(
-        qkv3.narrow(2, nq, nkv).view({st.batch, tq, c.n_kv_heads, hd}));
-    st.v_cache[l].narrow(1, slot0, tq).copy_(
-        qkv3.narrow(2, nq + nkv, nkv).view({st.batch, tq, c.n_kv_heads, hd}));
+    st.k_cache[l].narrow(3, slot0, tq).copy_(
+        qkv3.narrow(2, nq, nkv).view({st.batch, tq, c.n_kv_heads, hd}).permute({0, 2, 3, 1}));
+    st.v_cache[l].narrow(2, slot0, tq).copy_(
+        qkv3.narrow(2, nq + nkv, nkv).view({st.batch, tq, c.n_kv_heads, hd}).transpose(1, 2));
     auto attn = kernels::CachedAttention(qkv3, st.k_cache[l], st.v_cache[l], st.key_valid,
                                          c.n_heads, slot0);
     x.add_(at::linear(attn.view({n, nq}), lw.wo));
@@ -172,8 +173,8 @@ absl::StatusOr<std::vector<GenerationResult>> GenerationEngine::Generate(
   }
   const int64_t hd = c.head_dim();
   for (int64_t l = 0; l < c.n_layers; ++l) {
-    st.k_cache.push_back(torch::empty({b, slots, c.n_kv_heads, hd}, dtype));
-    st.v_cache.push_back(torch::empty({b, slots, c.n_kv_heads, hd}, dtype));
+    st.k_cache.push_back(torch::zeros({b, c.n_kv_heads, hd, slots}, dtype));
+    st.v_cache.push_back(torch::zeros({b, c.n_kv_heads, slots, hd}, dtype));
   }
 
   // Prefill: all prompt tokens at once; logits for the last slot only.

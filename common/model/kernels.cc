@@ -1,11 +1,17 @@
 #include "common/model/kernels.h"
 
+#include <type_traits>
+
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
+
+#define RLHF_ATTENTION_ISA baseline
+#include "common/model/internal/attention_impl.h"
 
 namespace rlhf::model::kernels {
 namespace {
@@ -85,59 +91,60 @@ void RopeInplace(torch::Tensor& qkv, int64_t n_rot_heads, int64_t head_dim,
   });
 }
 
+namespace {
+
+using internal::AttnShape;
+
+template <typename T>
+void Attend(const AttnShape& s, const torch::Tensor& qkv, const torch::Tensor& k_cache,
+            const torch::Tensor& v_cache, const uint8_t* valid, torch::Tensor& out) {
+  static const bool avx2 = internal::HasAvx2Fma();
+  auto scores = torch::empty({s.b, s.tq, s.n_heads, s.len}, qkv.options());
+  const T* qp = qkv.data_ptr<T>();
+  const T* kp = k_cache.data_ptr<T>();
+  T* sp = scores.data_ptr<T>();
+  at::parallel_for(0, s.b * s.kvh, 1, [&](int64_t begin, int64_t end) {
+    if constexpr (std::is_same_v<T, float>) {
+      if (avx2) return internal::ScoresF32Avx2(s, qp, kp, valid, sp, begin, end);
+    }
+    internal::baseline::ScoresAnyHd<T>(s, qp, kp, valid, sp, begin, end);
+  });
+  // Softmax through ATen: its exp is vectorised for the CPU it runs on (AVX2/AVX-512).
+  auto probs = torch::softmax(scores, -1);
+  const T* pp = probs.data_ptr<T>();
+  const T* vp = v_cache.data_ptr<T>();
+  T* op = out.data_ptr<T>();
+  at::parallel_for(0, s.b * s.kvh, 1, [&](int64_t begin, int64_t end) {
+    if constexpr (std::is_same_v<T, float>) {
+      if (avx2) return internal::ValuesF32Avx2(s, pp, vp, op, begin, end);
+    }
+    internal::baseline::ValuesAnyHd<T>(s, pp, vp, op, begin, end);
+  });
+}
+
+}  // namespace
+
 torch::Tensor CachedAttention(const torch::Tensor& qkv, const torch::Tensor& k_cache,
                               const torch::Tensor& v_cache, const torch::Tensor& key_valid,
                               int64_t n_heads, int64_t q_slot0) {
-  const int64_t b = qkv.size(0), tq = qkv.size(1), width = qkv.size(2);
-  const int64_t s_max = k_cache.size(1), kvh = k_cache.size(2), hd = k_cache.size(3);
-  const int64_t group = n_heads / kvh;
-  auto out = torch::empty({b, tq, n_heads * hd}, qkv.options());
+  TORCH_CHECK(k_cache.size(2) <= 256, "CachedAttention supports head_dim <= 256");
+  AttnShape s;
+  s.b = qkv.size(0), s.tq = qkv.size(1), s.width = qkv.size(2);
+  s.kvh = k_cache.size(1), s.hd = k_cache.size(2), s.s_max = k_cache.size(3);
+  s.n_heads = n_heads, s.group = n_heads / s.kvh, s.q_slot0 = q_slot0, s.len = q_slot0 + s.tq;
+  auto out = torch::empty({s.b, s.tq, n_heads * s.hd}, qkv.options());
   const uint8_t* valid = key_valid.data_ptr<uint8_t>();
-  AT_DISPATCH_FLOATING_TYPES(qkv.scalar_type(), "CachedAttention", [&] {
-    const scalar_t* qp = qkv.data_ptr<scalar_t>();
-    const scalar_t* kp = k_cache.data_ptr<scalar_t>();
-    const scalar_t* vp = v_cache.data_ptr<scalar_t>();
-    scalar_t* op = out.data_ptr<scalar_t>();
-    const scalar_t scale = scalar_t(1) / std::sqrt(static_cast<scalar_t>(hd));
-    // One task = one (sequence, query, head). Grain keeps tiny batches on one thread.
-    const int64_t tasks = b * tq * n_heads;
-    const int64_t grain = std::max<int64_t>(1, 4096 / std::max<int64_t>(1, (q_slot0 + tq) * hd));
-    at::parallel_for(0, tasks, grain, [&](int64_t begin, int64_t end) {
-      std::vector<scalar_t> scores(q_slot0 + tq);
-      for (int64_t task = begin; task < end; ++task) {
-        const int64_t head = task % n_heads;
-        const int64_t i = (task / n_heads) % tq;
-        const int64_t bi = task / (n_heads * tq);
-        const int64_t kv = head / group;
-        const int64_t last = q_slot0 + i;
-        const scalar_t* q = qp + (bi * tq + i) * width + head * hd;
-        const uint8_t* vrow = valid + bi * s_max;
-        scalar_t mx = -std::numeric_limits<scalar_t>::infinity();
-        for (int64_t j = 0; j <= last; ++j) {
-          if (!vrow[j]) continue;
-          const scalar_t* k = kp + ((bi * s_max + j) * kvh + kv) * hd;
-          scalar_t dot = 0;
-          for (int64_t d = 0; d < hd; ++d) dot += q[d] * k[d];
-          scores[j] = dot * scale;
-          mx = std::max(mx, scores[j]);
-        }
-        scalar_t* o = op + (bi * tq + i) * n_heads * hd + head * hd;
-        for (int64_t d = 0; d < hd; ++d) o[d] = 0;
-        if (mx == -std::numeric_limits<scalar_t>::infinity()) continue;
-        scalar_t sum = 0;
-        for (int64_t j = 0; j <= last; ++j) {
-          if (!vrow[j]) continue;
-          const scalar_t p = std::exp(scores[j] - mx);
-          sum += p;
-          const scalar_t* v = vp + ((bi * s_max + j) * kvh + kv) * hd;
-          for (int64_t d = 0; d < hd; ++d) o[d] += p * v[d];
-        }
-        const scalar_t inv = scalar_t(1) / sum;
-        for (int64_t d = 0; d < hd; ++d) o[d] *= inv;
-      }
-    });
-  });
+  AT_DISPATCH_FLOATING_TYPES(qkv.scalar_type(), "CachedAttention",
+                             [&] { Attend<scalar_t>(s, qkv, k_cache, v_cache, valid, out); });
   return out;
 }
 
+namespace internal {
+
+bool HasAvx2Fma() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
+}  // namespace internal
 }  // namespace rlhf::model::kernels

@@ -23,7 +23,8 @@ void RopeInplace(torch::Tensor& qkv, int64_t n_rot_heads, int64_t head_dim,
 
 // Grouped-query attention of Tq new queries per sequence over a KV cache.
 //   qkv:       [B, Tq, (n_heads + 2 n_kv_heads) * head_dim]; queries are the first n_heads heads.
-//   k_cache, v_cache: [B, S, n_kv_heads, head_dim].
+//   k_cache:   [B, n_kv_heads, head_dim, S] (keys transposed: slots innermost).
+//   v_cache:   [B, n_kv_heads, S, head_dim]. Both zero-initialised before their first use.
 //   key_valid: [B, S] uint8, 1 where the slot holds a real token.
 //   Query i of a sequence sits at slot q_slot0 + i and attends to the valid slots j <= that slot.
 // Returns [B, Tq, n_heads * head_dim]; rows with no valid key are zero.

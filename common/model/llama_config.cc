@@ -45,6 +45,10 @@ absl::Status Validate(const LlamaConfig& c) {
     return absl::InvalidArgumentError(
         absl::StrCat("head_dim ", c.head_dim(), " must be even for RoPE"));
   }
+  if (c.head_dim() > 256) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("head_dim ", c.head_dim(), " is larger than the supported 256"));
+  }
   if (c.n_heads % c.n_kv_heads != 0) {
     return absl::InvalidArgumentError(absl::StrCat("n_heads ", c.n_heads,
                                                    " is not a multiple of n_kv_heads ",

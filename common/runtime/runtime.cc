@@ -2,6 +2,7 @@
 
 #include <dlfcn.h>
 #include <link.h>
+#include <malloc.h>
 #include <sched.h>
 
 #include <string>
@@ -50,6 +51,10 @@ absl::Status InitTorchRuntime(int num_threads) {
     return absl::InvalidArgumentError(
         absl::StrCat("thread count must be >= 0 (0 = from CPU affinity), got ", num_threads));
   }
+  // Tensors of a few hundred KB are allocated and freed on every decode step; glibc would serve
+  // each with a fresh mmap (and page faults). Keep them on the heap instead.
+  mallopt(M_MMAP_THRESHOLD, 64 << 20);
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
   const int allowed = AllowedCpuCount();
   const int n = num_threads == 0 ? allowed : num_threads;
   at::set_num_threads(n);
