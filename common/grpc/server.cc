@@ -2,7 +2,12 @@
 
 #include <grpcpp/health_check_service_interface.h>
 
+#include <fstream>
+
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/logging/logging.h"
+#include "common/process/signals.h"
 #include "common/grpc/status_util.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 
@@ -79,6 +84,24 @@ void Server::Shutdown() {
     server_->Shutdown(absl::ToChronoTime(absl::Now() + options_.shutdown_grace));
     server_->Wait();
   });
+}
+
+absl::Status ServeUntilSignal(const rlhf::v1::ServerConfig& config,
+                              const std::vector<::grpc::Service*>& services,
+                              const std::vector<std::string>& service_names,
+                              const std::string& port_file) {
+  auto server = Server::Start(ServerOptionsFromConfig(config), services, service_names);
+  if (!server.ok()) return server.status();
+  LOG(INFO) << absl::StrJoin(service_names, ", ") << " serving on " << (*server)->address();
+  if (!port_file.empty()) {
+    std::ofstream out(port_file);
+    out << (*server)->port() << "\n";
+    if (!out) return absl::InternalError(absl::StrCat("cannot write port file ", port_file));
+  }
+  const int sig = process::WaitForTerminationSignal();
+  LOG(INFO) << "signal " << sig << ": shutting down";
+  (*server)->Shutdown();
+  return absl::OkStatus();
 }
 
 std::shared_ptr<::grpc::Channel> CreateChannel(const std::string& address,

@@ -65,6 +65,14 @@ class Server {
   std::once_flag shutdown_once_;
 };
 
+// Starts a server for `services`, logs its address, writes the bound port to `port_file` (when
+// not empty), then blocks until SIGINT/SIGTERM and shuts down with the configured grace.
+// The common tail of every service's main(). REQUIRES: process::BlockTerminationSignals().
+absl::Status ServeUntilSignal(const rlhf::v1::ServerConfig& config,
+                              const std::vector<::grpc::Service*>& services,
+                              const std::vector<std::string>& service_names,
+                              const std::string& port_file);
+
 // An insecure channel to `address` with our message size limits.
 std::shared_ptr<::grpc::Channel> CreateChannel(const std::string& address,
                                                int max_message_bytes = 64 << 20);

@@ -1,7 +1,5 @@
 // reference: serves per-token log-probs under a frozen model (rlhf.v1.Reference).
 //   reference --config reference.yaml [--set model=PATH ...] [--port-file FILE]
-#include <fstream>
-
 #include <CLI/CLI.hpp>
 
 #include "common/batching/batching_config.h"
@@ -28,16 +26,8 @@ absl::Status Run(const std::string& config_path, const std::vector<std::string>&
   options.max_request_sequences = config.limits().max_batch();
   options.batching = rlhf::batching::BatcherOptionsFromConfig(config.batching());
   RLHF_ASSIGN_OR_RETURN(auto service, rlhf::reference::ReferenceService::Create(model, options));
-  RLHF_ASSIGN_OR_RETURN(
-      auto server, rlhf::grpc_util::Server::Start(
-                       rlhf::grpc_util::ServerOptionsFromConfig(config.server()),
-                       {service.get()}, {"rlhf.v1.Reference"}));
-  LOG(INFO) << "reference serving on " << server->address();
-  if (!port_file.empty()) std::ofstream(port_file) << server->port() << "\n";
-  const int sig = rlhf::process::WaitForTerminationSignal();
-  LOG(INFO) << "signal " << sig << ": shutting down";
-  server->Shutdown();
-  return absl::OkStatus();
+  return rlhf::grpc_util::ServeUntilSignal(config.server(), {service.get()}, {"rlhf.v1.Reference"},
+                                          port_file);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <map>
 
 #include "absl/strings/str_cat.h"
+#include "common/grpc/batched_unary.h"
 #include "common/grpc/status_util.h"
 #include "common/model/scoring.h"
 
@@ -108,18 +109,10 @@ absl::StatusOr<std::vector<std::vector<float>>> ReferenceService::RunBatch(
   for (const auto& seq : request->sequences()) {
     items.push_back(Item{{seq.tokens().begin(), seq.tokens().end()}, seq.start(), temperature});
   }
-  absl::Status submitted = batcher_->Submit(
-      std::move(items), [reactor, response](absl::StatusOr<std::vector<std::vector<float>>> r) {
-        if (!r.ok()) {
-          reactor->Finish(grpc_util::ToGrpcStatus(r.status()));
-          return;
-        }
-        for (auto& lp : *r) {
-          response->add_results()->mutable_logprobs()->Add(lp.begin(), lp.end());
-        }
-        reactor->Finish(::grpc::Status::OK);
+  grpc_util::SubmitBatched<Item, std::vector<float>>(
+      reactor, *batcher_, std::move(items), [response](std::vector<std::vector<float>>& r) {
+        for (auto& lp : r) response->add_results()->mutable_logprobs()->Add(lp.begin(), lp.end());
       });
-  if (!submitted.ok()) reactor->Finish(grpc_util::ToGrpcStatus(submitted));
   return reactor;
 }
 
