@@ -1,12 +1,10 @@
 // reward: scores (prompt, response) pairs with rules or a scalar-head model (rlhf.v1.Reward).
 //   reward --config reward.yaml [--set key=value ...] [--port-file FILE]
-#include <CLI/CLI.hpp>
-
 #include "common/batching/batching_config.h"
 #include "common/config/config.h"
 #include "common/grpc/server.h"
+#include "common/grpc/service_main.h"
 #include "common/logging/logging.h"
-#include "common/process/signals.h"
 #include "common/runtime/runtime.h"
 #include "common/status/status_macros.h"
 #include "services/reward/reward_service.h"
@@ -23,10 +21,9 @@ absl::StatusOr<std::unique_ptr<rlhf::reward::Scorer>> MakeScorer(
   return rlhf::reward::CreateRuleScorer({config.rules().begin(), config.rules().end()});
 }
 
-absl::Status Run(const std::string& config_path, const std::vector<std::string>& overrides,
-                 const std::string& port_file) {
+absl::Status Run(const rlhf::grpc_util::ServiceArgs& args) {
   rlhf::v1::RewardConfig config;
-  RLHF_RETURN_IF_ERROR(rlhf::config::LoadConfig(config_path, overrides, &config));
+  RLHF_RETURN_IF_ERROR(rlhf::config::LoadConfig(args.config_path, args.overrides, &config));
   LOG(INFO) << "effective config: " << rlhf::config::ConfigToJson(config);
   RLHF_RETURN_IF_ERROR(rlhf::runtime::InitTorchRuntime(config.threads()));
   RLHF_ASSIGN_OR_RETURN(auto scorer, MakeScorer(config));
@@ -36,24 +33,12 @@ absl::Status Run(const std::string& config_path, const std::vector<std::string>&
   RLHF_ASSIGN_OR_RETURN(auto service,
                         rlhf::reward::RewardService::Create(std::move(scorer), options));
   return rlhf::grpc_util::ServeUntilSignal(config.server(), {service.get()}, {"rlhf.v1.Reward"},
-                                          port_file);
+                                          args.port_file);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  rlhf::process::BlockTerminationSignals();
-  rlhf::logging::Init(argv[0]);
-  CLI::App app{"reward: scores (prompt, response) pairs (gRPC rlhf.v1.Reward)"};
-  std::string config_path, port_file;
-  std::vector<std::string> overrides;
-  app.add_option("--config", config_path, "RewardConfig as YAML or JSON")->required();
-  app.add_option("--set", overrides, "override a config field: path.to.field=value");
-  app.add_option("--port-file", port_file, "write the bound gRPC port here once serving");
-  CLI11_PARSE(app, argc, argv);
-  if (absl::Status s = Run(config_path, overrides, port_file); !s.ok()) {
-    LOG(ERROR) << s;
-    return 1;
-  }
-  return 0;
+  return rlhf::grpc_util::ServiceMain(
+      argc, argv, "reward: scores (prompt, response) pairs (gRPC rlhf.v1.Reward)", Run);
 }
