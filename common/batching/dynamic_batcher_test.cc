@@ -115,6 +115,11 @@ TEST(DynamicBatcherTest, FullQueueIsResourceExhaustedAndStopAnswersQueuedWithUna
   EXPECT_EQ(full.code(), absl::StatusCode::kResourceExhausted);
   EXPECT_NE(full.message().find("queue full"), std::string::npos);
   std::thread stopper([&] { batcher->Stop(); });
+  // The queue is full, so probes are refused (never queued) until Stop() has flagged the
+  // batcher; only then release the running batch, so the queued request is never taken.
+  while (batcher->Submit({9}, [](auto) {}).code() != absl::StatusCode::kUnavailable) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
   gate.Notify();
   stopper.join();
   running.done.WaitForNotification();

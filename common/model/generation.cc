@@ -28,6 +28,8 @@ struct DecodeState {
   torch::Tensor key_valid;                      // [B, S] uint8
 };
 
+}  // namespace
+
 absl::Status CheckPrompts(const std::vector<std::vector<int64_t>>& prompts,
                           const LlamaConfig& config, const SamplingOptions& options) {
   if (prompts.empty()) return absl::InvalidArgumentError("no prompts given");
@@ -51,8 +53,6 @@ absl::Status CheckPrompts(const std::vector<std::vector<int64_t>>& prompts,
   }
   return absl::OkStatus();
 }
-
-}  // namespace
 
 absl::Status Validate(const SamplingOptions& o) {
   if (!(o.temperature >= 0)) {

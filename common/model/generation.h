@@ -44,6 +44,11 @@ struct SamplingOptions {
 // Returns InvalidArgument naming the bad field.
 absl::Status Validate(const SamplingOptions& options);
 
+// Checks prompts for Generate(): not empty, ids inside the vocabulary, prompt + max_new_tokens
+// within max_seq_len. Returns InvalidArgument naming the prompt.
+absl::Status CheckPrompts(const std::vector<std::vector<int64_t>>& prompts,
+                          const LlamaConfig& config, const SamplingOptions& options);
+
 enum class FinishReason { kEos, kLength };
 std::string FinishReasonName(FinishReason reason);
 
