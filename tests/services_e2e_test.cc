@@ -1,10 +1,10 @@
 // Runs the service binaries as separate processes, as the launcher and Kubernetes do: config
 // file in, port out on stdout, health check, real RPCs over TCP, SIGTERM, clean exit.
+#include <gtest/gtest.h>
+#include <httplib.h>
 #include <signal.h>
 
 #include <fstream>
-
-#include <gtest/gtest.h>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -32,23 +32,33 @@ struct RunningService {
   std::unique_ptr<process::Subprocess> proc;
   std::shared_ptr<grpc::Channel> channel;
   std::string stderr_path;
+  int metrics_port = -1;
 };
+
+// GET /metrics from a service process.
+std::string Scrape(int port) {
+  httplib::Client client("127.0.0.1", port);
+  auto res = client.Get("/metrics");
+  return res && res->status == 200 ? res->body : "";
+}
 
 RunningService StartService(const std::string& binary, const std::string& config,
                             const std::string& service_name) {
   RunningService s;
   s.stderr_path = TempFile(service_name + ".log", "");
-  auto proc = process::Subprocess::Start(
-      {binary, "--config", config, "--port-file", "/dev/stdout"}, {s.stderr_path});
+  auto proc = process::Subprocess::Start({binary, "--config", config, "--port-file", "/dev/stdout"},
+                                         {s.stderr_path});
   EXPECT_TRUE(proc.ok()) << proc.status();
   s.proc = std::move(*proc);
   auto line = s.proc->ReadLine(absl::Seconds(60));
   EXPECT_TRUE(line.ok()) << line.status() << "\n" << ReadFile(s.stderr_path);
   int port = 0;
   EXPECT_TRUE(line.ok() && absl::SimpleAtoi(*line, &port)) << *line;
+  auto metrics_line = s.proc->ReadLine(absl::Seconds(10));
+  EXPECT_TRUE(metrics_line.ok() && absl::SimpleAtoi(*metrics_line, &s.metrics_port));
   s.channel = grpc_util::CreateChannel(absl::StrCat("127.0.0.1:", port));
-  EXPECT_TRUE(grpc_util::WaitForServing(s.channel, service_name, absl::Now() + absl::Seconds(30))
-                  .ok());
+  EXPECT_TRUE(
+      grpc_util::WaitForServing(s.channel, service_name, absl::Now() + absl::Seconds(30)).ok());
   return s;
 }
 
@@ -101,6 +111,12 @@ TEST(ServicesE2eTest, ReferenceProcessServesLogProbs) {
   for (size_t t = 0; t < expected.size(); ++t) {
     EXPECT_NEAR(resp.results(0).logprobs(t), expected[t], 2e-4);
   }
+  // /metrics served by the same process that loaded LibTorch + OpenBLAS + glog.
+  const std::string body = Scrape(s.metrics_port);
+  EXPECT_NE(
+      body.find("rlhf_rpc_requests_total{code=\"OK\",method=\"/rlhf.v1.Reference/LogProbs\"} 1"),
+      std::string::npos)
+      << body;
   StopAndExpectCleanExit(s);
 }
 
@@ -118,8 +134,8 @@ TEST(ServicesE2eTest, BadConfigsFailBeforeServingWithTheKeyNamed) {
   };
   for (const auto& c : cases) {
     const std::string log = TempFile(c.file + ".log", "");
-    auto proc = process::Subprocess::Start(
-        {c.binary, "--config", TempFile(c.file, c.contents)}, {log});
+    auto proc =
+        process::Subprocess::Start({c.binary, "--config", TempFile(c.file, c.contents)}, {log});
     ASSERT_TRUE(proc.ok());
     auto code = (*proc)->Wait(absl::Seconds(60));
     ASSERT_TRUE(code.ok()) << c.file;

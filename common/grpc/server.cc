@@ -6,9 +6,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "common/logging/logging.h"
-#include "common/process/signals.h"
 #include "common/grpc/status_util.h"
+#include "common/logging/logging.h"
+#include "common/metrics/metrics_server.h"
+#include "common/metrics/rpc_metrics.h"
+#include "common/process/signals.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 
 namespace rlhf::grpc_util {
@@ -47,6 +49,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(options.max_message_bytes);
   for (::grpc::Service* service : services) builder.RegisterService(service);
+  if (options.metrics != nullptr) {
+    std::vector<std::unique_ptr<::grpc::experimental::ServerInterceptorFactoryInterface>> f;
+    f.push_back(metrics::MakeRpcMetricsFactory(*options.metrics));
+    builder.experimental().SetInterceptorCreators(std::move(f));
+  }
   std::unique_ptr<::grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     return absl::UnavailableError(
@@ -59,7 +66,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
 
 Server::Server(std::unique_ptr<::grpc::Server> server, int port, ServerOptions options,
                std::vector<std::string> names)
-    : server_(std::move(server)), port_(port), options_(std::move(options)),
+    : server_(std::move(server)),
+      port_(port),
+      options_(std::move(options)),
       names_(std::move(names)) {}
 
 Server::~Server() { Shutdown(); }
@@ -87,15 +96,27 @@ void Server::Shutdown() {
 }
 
 absl::Status ServeUntilSignal(const rlhf::v1::ServerConfig& config,
+                              std::shared_ptr<prometheus::Registry> registry,
                               const std::vector<::grpc::Service*>& services,
                               const std::vector<std::string>& service_names,
                               const std::string& port_file) {
-  auto server = Server::Start(ServerOptionsFromConfig(config), services, service_names);
+  ServerOptions options = ServerOptionsFromConfig(config);
+  options.metrics = registry;
+  auto server = Server::Start(options, services, service_names);
   if (!server.ok()) return server.status();
   LOG(INFO) << absl::StrJoin(service_names, ", ") << " serving on " << (*server)->address();
+  std::unique_ptr<metrics::MetricsServer> metrics_server;
+  if (config.metrics_port() >= 0) {
+    const std::string& a = config.listen_address();
+    auto m =
+        metrics::MetricsServer::Start(registry, a.substr(0, a.rfind(':')), config.metrics_port());
+    if (!m.ok()) return m.status();
+    metrics_server = std::move(*m);
+    LOG(INFO) << "metrics on port " << metrics_server->port() << " (/metrics)";
+  }
   if (!port_file.empty()) {
     std::ofstream out(port_file);
-    out << (*server)->port() << "\n";
+    out << (*server)->port() << "\n" << (metrics_server ? metrics_server->port() : -1) << "\n";
     if (!out) return absl::InternalError(absl::StrCat("cannot write port file ", port_file));
   }
   const int sig = process::WaitForTerminationSignal();
@@ -104,8 +125,7 @@ absl::Status ServeUntilSignal(const rlhf::v1::ServerConfig& config,
   return absl::OkStatus();
 }
 
-std::shared_ptr<::grpc::Channel> CreateChannel(const std::string& address,
-                                               int max_message_bytes) {
+std::shared_ptr<::grpc::Channel> CreateChannel(const std::string& address, int max_message_bytes) {
   ::grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(max_message_bytes);
   args.SetMaxSendMessageSize(max_message_bytes);

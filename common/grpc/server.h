@@ -3,11 +3,12 @@
 #ifndef RLHF_COMMON_GRPC_SERVER_H_
 #define RLHF_COMMON_GRPC_SERVER_H_
 
+#include <grpcpp/grpcpp.h>
+#include <prometheus/registry.h>
+
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -22,6 +23,8 @@ struct ServerOptions {
   int max_message_bytes = 64 << 20;
   /// How long Shutdown() waits for in-flight RPCs before cancelling them.
   absl::Duration shutdown_grace = absl::Seconds(5);
+  /// When set, every RPC is counted and timed into this registry (rlhf_rpc_* families).
+  std::shared_ptr<prometheus::Registry> metrics;
 };
 
 absl::Status Validate(const ServerOptions& options);
@@ -35,9 +38,9 @@ class Server {
   // Starts a server with `services` (not owned; they must outlive the server) and the health
   // service, which reports SERVING for "" and for each service's full name. Errors:
   // InvalidArgument for bad options, Unavailable when the address cannot be bound.
-  static absl::StatusOr<std::unique_ptr<Server>> Start(const ServerOptions& options,
-                                                       const std::vector<::grpc::Service*>& services,
-                                                       const std::vector<std::string>& service_names);
+  static absl::StatusOr<std::unique_ptr<Server>> Start(
+      const ServerOptions& options, const std::vector<::grpc::Service*>& services,
+      const std::vector<std::string>& service_names);
 
   ~Server();  // Shuts down if still running.
   Server(const Server&) = delete;
@@ -65,10 +68,13 @@ class Server {
   std::once_flag shutdown_once_;
 };
 
-// Starts a server for `services`, logs its address, writes the bound port to `port_file` (when
-// not empty), then blocks until SIGINT/SIGTERM and shuts down with the configured grace.
+// Starts a server for `services` with RPC metrics in `registry`, and /metrics on
+// config.metrics_port (-1 = off, 0 = OS-chosen) of the same host; logs both addresses; writes
+// the gRPC port and then the metrics port, one per line, to `port_file` (when not empty);
+// blocks until SIGINT/SIGTERM and shuts down with the configured grace.
 // The common tail of every service's main(). REQUIRES: process::BlockTerminationSignals().
 absl::Status ServeUntilSignal(const rlhf::v1::ServerConfig& config,
+                              std::shared_ptr<prometheus::Registry> registry,
                               const std::vector<::grpc::Service*>& services,
                               const std::vector<std::string>& service_names,
                               const std::string& port_file);

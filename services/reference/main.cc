@@ -16,6 +16,7 @@ absl::Status Run(const rlhf::grpc_util::ServiceArgs& args) {
   rlhf::v1::ReferenceConfig config;
   RLHF_RETURN_IF_ERROR(rlhf::config::LoadConfig(args.config_path, args.overrides, &config));
   if (config.model().empty()) return absl::InvalidArgumentError("config: 'model' is required");
+  auto registry = std::make_shared<prometheus::Registry>();
   LOG(INFO) << "effective config: " << rlhf::config::ConfigToJson(config);
   RLHF_RETURN_IF_ERROR(rlhf::runtime::InitTorchRuntime(config.threads()));
   RLHF_ASSIGN_OR_RETURN(auto model, rlhf::checkpoint::LoadModel(config.model()));
@@ -23,13 +24,14 @@ absl::Status Run(const rlhf::grpc_util::ServiceArgs& args) {
   options.max_request_sequences = config.limits().max_batch();
   options.batching = rlhf::batching::BatcherOptionsFromConfig(config.batching());
   RLHF_ASSIGN_OR_RETURN(auto service, rlhf::reference::ReferenceService::Create(model, options));
-  return rlhf::grpc_util::ServeUntilSignal(config.server(), {service.get()}, {"rlhf.v1.Reference"},
-                                          args.port_file);
+  return rlhf::grpc_util::ServeUntilSignal(config.server(), registry, {service.get()},
+                                           {"rlhf.v1.Reference"}, args.port_file);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   return rlhf::grpc_util::ServiceMain(
-      argc, argv, "reference: per-token log-probs under a frozen model (gRPC rlhf.v1.Reference)", Run);
+      argc, argv, "reference: per-token log-probs under a frozen model (gRPC rlhf.v1.Reference)",
+      Run);
 }

@@ -24,6 +24,7 @@ absl::StatusOr<std::unique_ptr<rlhf::reward::Scorer>> MakeScorer(
 absl::Status Run(const rlhf::grpc_util::ServiceArgs& args) {
   rlhf::v1::RewardConfig config;
   RLHF_RETURN_IF_ERROR(rlhf::config::LoadConfig(args.config_path, args.overrides, &config));
+  auto registry = std::make_shared<prometheus::Registry>();
   LOG(INFO) << "effective config: " << rlhf::config::ConfigToJson(config);
   RLHF_RETURN_IF_ERROR(rlhf::runtime::InitTorchRuntime(config.threads()));
   RLHF_ASSIGN_OR_RETURN(auto scorer, MakeScorer(config));
@@ -32,8 +33,8 @@ absl::Status Run(const rlhf::grpc_util::ServiceArgs& args) {
   options.batching = rlhf::batching::BatcherOptionsFromConfig(config.batching());
   RLHF_ASSIGN_OR_RETURN(auto service,
                         rlhf::reward::RewardService::Create(std::move(scorer), options));
-  return rlhf::grpc_util::ServeUntilSignal(config.server(), {service.get()}, {"rlhf.v1.Reward"},
-                                          args.port_file);
+  return rlhf::grpc_util::ServeUntilSignal(config.server(), registry, {service.get()},
+                                           {"rlhf.v1.Reward"}, args.port_file);
 }
 
 }  // namespace

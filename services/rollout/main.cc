@@ -17,6 +17,7 @@ absl::Status Run(const rlhf::grpc_util::ServiceArgs& args) {
   rlhf::v1::RolloutConfig config;
   RLHF_RETURN_IF_ERROR(rlhf::config::LoadConfig(args.config_path, args.overrides, &config));
   if (config.model().empty()) return absl::InvalidArgumentError("config: 'model' is required");
+  auto registry = std::make_shared<prometheus::Registry>();
   LOG(INFO) << "effective config: " << rlhf::config::ConfigToJson(config);
   RLHF_RETURN_IF_ERROR(rlhf::runtime::InitTorchRuntime(config.threads()));
   RLHF_ASSIGN_OR_RETURN(auto model, rlhf::checkpoint::LoadModel(config.model()));
@@ -28,11 +29,11 @@ absl::Status Run(const rlhf::grpc_util::ServiceArgs& args) {
   rlhf::rollout::RolloutServiceOptions options;
   options.max_request_prompts = config.limits().max_batch();
   options.batching = rlhf::batching::BatcherOptionsFromConfig(config.batching());
-  RLHF_ASSIGN_OR_RETURN(auto service,
-                        rlhf::rollout::RolloutService::Create(
-                            std::move(engine), std::move(tokenizer), /*policy_version=*/0, options));
-  return rlhf::grpc_util::ServeUntilSignal(config.server(), {service.get()}, {"rlhf.v1.Rollout"},
-                                          args.port_file);
+  RLHF_ASSIGN_OR_RETURN(
+      auto service, rlhf::rollout::RolloutService::Create(std::move(engine), std::move(tokenizer),
+                                                          /*policy_version=*/0, options));
+  return rlhf::grpc_util::ServeUntilSignal(config.server(), registry, {service.get()},
+                                           {"rlhf.v1.Rollout"}, args.port_file);
 }
 
 }  // namespace

@@ -1,0 +1,66 @@
+// A real gRPC server with RPC metrics and a real /metrics endpoint, scraped over HTTP.
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include "common/grpc/server.h"
+#include "common/metrics/metrics_server.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "rlhf/v1/services.grpc.pb.h"
+
+namespace rlhf::metrics {
+namespace {
+
+TEST(MetricsTest, RpcsAreCountedAndTimedAndServedOnMetrics) {
+  auto registry = std::make_shared<prometheus::Registry>();
+  grpc_util::ServerOptions options;
+  options.metrics = registry;
+  // An unimplemented service: gRPC needs one registered service to start.
+  rlhf::v1::Reward::CallbackService unimplemented;
+  auto server = grpc_util::Server::Start(options, {&unimplemented}, {"rlhf.v1.Reward"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto http = MetricsServer::Start(registry, "127.0.0.1", 0);
+  ASSERT_TRUE(http.ok()) << http.status();
+
+  auto stub = grpc::health::v1::Health::NewStub(grpc_util::CreateChannel((*server)->address()));
+  for (const char* service : {"", "", "", "no.such.Service"}) {
+    grpc::ClientContext ctx;
+    ctx.set_wait_for_ready(true);
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    grpc::health::v1::HealthCheckRequest req;
+    req.set_service(service);
+    grpc::health::v1::HealthCheckResponse resp;
+    (void)stub->Check(&ctx, req, &resp);
+  }
+  httplib::Client client("127.0.0.1", (*http)->port());
+  auto res = client.Get("/metrics");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  EXPECT_NE(res->get_header_value("Content-Type").find("text/plain"), std::string::npos);
+  const std::string& body = res->body;
+  EXPECT_NE(body.find("# TYPE rlhf_rpc_requests_total counter"), std::string::npos) << body;
+  EXPECT_NE(
+      body.find("rlhf_rpc_requests_total{code=\"OK\",method=\"/grpc.health.v1.Health/Check\"} 3"),
+      std::string::npos)
+      << body;
+  EXPECT_NE(body.find("rlhf_rpc_requests_total{code=\"NOT_FOUND\",method=\"/grpc.health.v1."
+                      "Health/Check\"} 1"),
+            std::string::npos)
+      << body;
+  EXPECT_NE(body.find("rlhf_rpc_latency_seconds_count{method=\"/grpc.health.v1.Health/Check\"} 4"),
+            std::string::npos)
+      << body;
+  EXPECT_EQ(client.Get("/other")->status, 404);
+}
+
+TEST(MetricsTest, StartsAndStopsCleanlyOnOsChosenPorts) {
+  auto registry = std::make_shared<prometheus::Registry>();
+  for (int i = 0; i < 3; ++i) {
+    auto server = MetricsServer::Start(registry, "127.0.0.1", 0);
+    ASSERT_TRUE(server.ok()) << server.status();
+    EXPECT_GT((*server)->port(), 0);
+  }
+  EXPECT_FALSE(MetricsServer::Start(registry, "not-a-host.invalid", 0).ok());
+}
+
+}  // namespace
+}  // namespace rlhf::metrics
