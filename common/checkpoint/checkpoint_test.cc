@@ -9,6 +9,7 @@
 
 #include "absl/status/status.h"
 #include "common/checkpoint/test_util.h"
+#include "common/testing/shared_data.h"
 #include "common/model/llama.h"
 
 namespace rlhf::checkpoint {
@@ -17,7 +18,6 @@ namespace {
 using ::rlhf::checkpoint::testing::MaxAbsDiff;
 using ::rlhf::checkpoint::testing::ModelPath;
 using ::rlhf::checkpoint::testing::ReadFileOrDie;
-using ::rlhf::checkpoint::testing::SharedDir;
 using ::rlhf::checkpoint::testing::TempDir;
 using ::rlhf::checkpoint::testing::WriteFileOrDie;
 using ::testing::HasSubstr;
@@ -34,7 +34,7 @@ torch::Tensor Logits(model::Llama& m, const std::vector<int64_t>& tokens) {
 // load through LoadModel and agree with each other and with the float64 golden logits.
 TEST(LoadModelTest, StoriesCopiesGiveSameLogits) {
   const nlohmann::json golden =
-      nlohmann::json::parse(ReadFileOrDie(SharedDir() + "/golden/model_stories260K.json"));
+      nlohmann::json::parse(ReadFileOrDie(::rlhf::testing::SharedPath("golden/model_stories260K.json")));
   std::vector<torch::Tensor> last_logits;
   for (const std::string name :
        {"stories260K.bin", "stories260K-hf", "stories260K-hf-no-lm-head"}) {

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "common/testing/shared_data.h"
+
 namespace rlhf::checkpoint::testing {
 namespace {
 
@@ -48,12 +50,9 @@ TempDir::~TempDir() {
 
 std::string TempDir::Join(const std::string& name) const { return path_ + "/" + name; }
 
-std::string SharedDir() {
-  const char* env = std::getenv("RLHF_SHARED_DIR");
-  return env != nullptr && *env != '\0' ? env : "../shared";
+std::string ModelPath(const std::string& name) {
+  return ::rlhf::testing::SharedPath("models/" + name);
 }
-
-std::string ModelPath(const std::string& name) { return SharedDir() + "/models/" + name; }
 
 std::string ReadFileOrDie(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

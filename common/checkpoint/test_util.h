@@ -29,9 +29,7 @@ class TempDir {
   std::string path_;
 };
 
-// $RLHF_SHARED_DIR (set by ctest), else "../shared" relative to the working directory.
-std::string SharedDir();
-// SharedDir() + "/models/" + name.
+// The shared fixture model `name` (rlhf::testing::SharedPath("models/" + name)).
 std::string ModelPath(const std::string& name);
 
 // Whole-file read / write; abort the test binary on I/O failure (fixtures are required).
