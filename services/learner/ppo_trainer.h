@@ -1,0 +1,138 @@
+// The learner's PPO step on a batch of trajectories: policy + critic + their Adam optimizers,
+// the adaptive KL coefficient, and the checkpoint of all of it. The math is common/rl's
+// (ComputePpoTargets / ComputePpoLoss); this class only batches trajectories into tensors,
+// runs the models and the optimizers, and keeps the state. The learner service calls it, and so
+// does the in-process equivalence test and bench/ppo_step_bench: one implementation.
+//
+// One step, for B trajectories (prompt p_i, response r_i, reward s_i, reference log-probs):
+//  1. Under no_grad, the policy's log-probs of the response tokens (at the sampling temperature)
+//     and the critic's values at the positions that predict them ("old" log-probs and values).
+//  2. ComputePpoTargets: missing-EOS penalty, per-token KL penalty (kl_coef) with the score at
+//     the last response token, GAE, whitened advantages.
+//  3. `epochs` passes over the batch in shuffled minibatches: ComputePpoLoss (clipped policy
+//     loss + vf_coef * clipped value loss) - entropy_coef * entropy, backward, gradient-norm clip
+//     of policy and critic separately, one Adam step each.
+//  4. The KL controller moves towards its target with the batch's mean sequence KL.
+//
+// Thread-compatible: one thread at a time.
+#ifndef RLHF_SERVICES_LEARNER_PPO_TRAINER_H_
+#define RLHF_SERVICES_LEARNER_PPO_TRAINER_H_
+
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/model/llama.h"
+#include "common/rl/kl_controller.h"
+#include "common/rl/ppo_step.h"
+#include "rlhf/v1/config.pb.h"
+#include "rlhf/v1/trajectory.pb.h"
+
+namespace rlhf::learner {
+
+struct PpoTrainerOptions {
+  /// The loss and target math (clip ranges, GAE, vf_coef, EOS penalty).
+  rl::PpoStepOptions step;
+  /// Whiten the advantages over the batch (step.whiten) or use them raw.
+  bool whiten_advantages = true;
+  /// The KL-penalty coefficient: fixed or adaptive.
+  rl::KlControllerOptions kl;
+  /// Trajectories per optimizer step, and passes over the batch.
+  int minibatch_size = 8;
+  int epochs = 2;
+  /// Adam learning rates.
+  double learning_rate = 1e-4;
+  double critic_learning_rate = 1e-4;
+  /// Gradient-norm clip, applied to policy and critic separately; 0 = off.
+  double max_grad_norm = 1.0;
+  /// Weight of the entropy bonus.
+  double entropy_coef = 0.0;
+  /// Temperature the responses were sampled at (log-probs are taken at the same one).
+  double temperature = 1.0;
+  /// Seed of the minibatch shuffles.
+  uint64_t seed = 1;
+};
+
+absl::Status Validate(const PpoTrainerOptions& options);
+
+// Options from the typed config.
+PpoTrainerOptions PpoTrainerOptionsFromConfig(const rlhf::v1::PpoConfig& ppo,
+                                              const rlhf::v1::SamplingConfig& sampling);
+
+// What one step did; means are over response tokens unless said otherwise.
+struct PpoStepStats {
+  int64_t step = 0;              // steps done after this one
+  int64_t trajectories = 0;      // batch size
+  int64_t tokens = 0;            // response tokens in the batch
+  double score_mean = 0;         // mean reward-model score per trajectory
+  double kl_mean = 0;            // mean per-sequence KL to the reference (nats)
+  double kl_coef = 0;            // coefficient used in this step
+  double policy_loss = 0;        // means over minibatches and epochs
+  double value_loss = 0;
+  double clipfrac = 0;
+  double value_clipfrac = 0;
+  double approx_kl = 0;          // between the old and the updated policy
+  double entropy = 0;
+  double explained_variance = 0; // of the returns by the old values
+  double response_length_mean = 0;
+  double seconds = 0;            // wall time of the step
+};
+
+class PpoTrainer {
+ public:
+  // Takes ownership of `policy` (needs an LM head) and `critic` (needs a scalar head; same
+  // vocabulary and context). Errors: InvalidArgument for bad options or models.
+  static absl::StatusOr<std::unique_ptr<PpoTrainer>> Create(model::Llama policy,
+                                                            model::Llama critic,
+                                                            const PpoTrainerOptions& options);
+
+  // A critic that starts as `policy`'s trunk with a zero value head (so its first values are 0).
+  static absl::StatusOr<model::Llama> CriticFromPolicy(const model::Llama& policy);
+
+  PpoTrainer(const PpoTrainer&) = delete;
+  PpoTrainer& operator=(const PpoTrainer&) = delete;
+
+  // Runs one PPO step on `batch` (in this order; the result depends on it only through the
+  // seeded minibatch shuffle). Errors: InvalidArgument for fewer than 2 response tokens in all,
+  // mismatched array sizes, token ids outside the vocabulary or sequences beyond the context;
+  // Internal when LibTorch fails. The models are unchanged on error.
+  absl::StatusOr<PpoStepStats> Step(const std::vector<rlhf::v1::Trajectory>& batch);
+
+  // The policy's parameters (named as Llama's named_parameters()), detached copies.
+  std::vector<std::pair<std::string, torch::Tensor>> PolicyParameters() const;
+
+  // Writes policy/ and critic/ (HF safetensors, float32), optimizer.pt and trainer.json (step,
+  // KL coefficient, shuffle RNG) into `dir` (created). Restore reads them back; the models'
+  // architectures must match. Errors: Internal / NotFound / InvalidArgument with the path.
+  absl::Status Save(const std::string& dir) const;
+  absl::Status Restore(const std::string& dir);
+
+  int64_t step() const { return step_; }
+  double kl_coef() const { return kl_.value(); }
+  model::Llama& policy() { return policy_; }
+  model::Llama& critic() { return critic_; }
+  const PpoTrainerOptions& options() const { return options_; }
+
+ private:
+  PpoTrainer(model::Llama policy, model::Llama critic, const PpoTrainerOptions& options,
+             rl::KlController kl);
+  absl::StatusOr<PpoStepStats> StepImpl(const std::vector<rlhf::v1::Trajectory>& batch);
+
+  const PpoTrainerOptions options_;
+  model::Llama policy_;
+  model::Llama critic_;
+  std::unique_ptr<torch::optim::Adam> policy_optimizer_;
+  std::unique_ptr<torch::optim::Adam> critic_optimizer_;
+  rl::KlController kl_;
+  std::mt19937_64 rng_;
+  int64_t step_ = 0;
+};
+
+}  // namespace rlhf::learner
+
+#endif  // RLHF_SERVICES_LEARNER_PPO_TRAINER_H_

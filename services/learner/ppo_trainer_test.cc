@@ -1,0 +1,165 @@
+#include "services/learner/ppo_trainer.h"
+
+#include <filesystem>
+
+#include "gtest/gtest.h"
+#include "services/learner/ppo_test_util.h"
+
+namespace rlhf::learner {
+namespace {
+
+using testing::SampleTrajectories;
+
+model::Llama MakePolicy(uint64_t seed = 3) {
+  auto policy = model::CreateRandomLlama(testing::TinyPolicyConfig(), seed);
+  EXPECT_TRUE(policy.ok());
+  return *policy;
+}
+
+std::unique_ptr<PpoTrainer> MakeTrainer(const PpoTrainerOptions& options, uint64_t seed = 3) {
+  model::Llama policy = MakePolicy(seed);
+  auto critic = PpoTrainer::CriticFromPolicy(policy);
+  EXPECT_TRUE(critic.ok()) << critic.status();
+  auto trainer = PpoTrainer::Create(policy, *critic, options);
+  EXPECT_TRUE(trainer.ok()) << trainer.status();
+  return std::move(*trainer);
+}
+
+PpoTrainerOptions Options() {
+  PpoTrainerOptions o;
+  o.minibatch_size = 4;
+  o.epochs = 2;
+  o.learning_rate = 3e-3;
+  o.critic_learning_rate = 3e-3;
+  o.kl.init_kl_coef = 0.01;
+  return o;
+}
+
+double MaxParameterDifference(PpoTrainer& a, PpoTrainer& b) {
+  auto pa = a.PolicyParameters();
+  auto pb = b.PolicyParameters();
+  double max = 0;
+  for (size_t i = 0; i < pa.size(); ++i) {
+    max = std::max(max, (pa[i].second - pb[i].second).abs().max().item<double>());
+  }
+  return max;
+}
+
+TEST(PpoTrainerTest, CriticStartsFromThePolicyTrunkWithZeroValues) {
+  model::Llama policy = MakePolicy();
+  auto critic = PpoTrainer::CriticFromPolicy(policy);
+  ASSERT_TRUE(critic.ok());
+  EXPECT_TRUE(torch::equal((*critic)->embed_tokens->weight, policy->embed_tokens->weight));
+  torch::Tensor tokens = torch::tensor({{1, 5, 6, 7}}, torch::kLong);
+  torch::NoGradGuard no_grad;
+  EXPECT_EQ((*critic)->Values((*critic)->Trunk(tokens)).abs().max().item<double>(), 0.0);
+}
+
+TEST(PpoTrainerTest, StepReportsFiniteStatisticsAndMovesTheModels) {
+  auto trainer = MakeTrainer(Options());
+  auto before = trainer->PolicyParameters();
+  auto batch = SampleTrajectories(trainer->policy(), 8, 8, /*seed=*/1, /*favoured_token=*/7);
+  auto stats = trainer->Step(batch);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->step, 1);
+  EXPECT_EQ(stats->trajectories, 8);
+  EXPECT_GT(stats->tokens, 8);
+  for (double v : {stats->policy_loss, stats->value_loss, stats->clipfrac, stats->approx_kl,
+                   stats->entropy, stats->explained_variance, stats->kl_mean}) {
+    EXPECT_TRUE(std::isfinite(v));
+  }
+  EXPECT_GT(stats->entropy, 0);
+  // Reference = behaviour, so the KL to the reference starts near 0.
+  EXPECT_NEAR(stats->kl_mean, 0.0, 1e-3);
+  EXPECT_EQ(trainer->step(), 1);
+  auto after = trainer->PolicyParameters();
+  double moved = 0;
+  for (size_t i = 0; i < before.size(); ++i) {
+    moved = std::max(moved, (after[i].second - before[i].second).abs().max().item<double>());
+  }
+  EXPECT_GT(moved, 0);
+}
+
+TEST(PpoTrainerTest, SameInputsGiveBitIdenticalParameters) {
+  auto a = MakeTrainer(Options());
+  auto b = MakeTrainer(Options());
+  auto batch = SampleTrajectories(a->policy(), 8, 8, 1, 7);
+  ASSERT_TRUE(a->Step(batch).ok());
+  ASSERT_TRUE(b->Step(batch).ok());
+  EXPECT_EQ(MaxParameterDifference(*a, *b), 0.0);
+}
+
+TEST(PpoTrainerTest, RewardOfTheFavouredTokenRises) {
+  PpoTrainerOptions o = Options();
+  o.learning_rate = 1e-2;
+  auto trainer = MakeTrainer(o);
+  const int64_t favoured = 7;
+  const double initial = testing::MeanReward(
+      SampleTrajectories(trainer->policy(), 64, 8, /*seed=*/1000, favoured));
+  for (int step = 0; step < 15; ++step) {
+    auto batch = SampleTrajectories(trainer->policy(), 16, 8, 10 + step, favoured);
+    ASSERT_TRUE(trainer->Step(batch).ok());
+  }
+  const double final = testing::MeanReward(
+      SampleTrajectories(trainer->policy(), 64, 8, /*seed=*/1000, favoured));
+  // A random 40-token policy emits the token ~2.5% of the time; 15 steps at this learning rate
+  // push it well past twice that (observed ~0.3).
+  EXPECT_GT(final, initial * 2 + 0.05) << "initial " << initial << " final " << final;
+}
+
+TEST(PpoTrainerTest, SaveAndRestoreContinueTheSameRun) {
+  const std::string dir =
+      (std::filesystem::temp_directory_path() / "ppo_trainer_test_ckpt").string();
+  std::filesystem::remove_all(dir);
+  auto a = MakeTrainer(Options());
+  auto first = SampleTrajectories(a->policy(), 8, 8, 1, 7);
+  ASSERT_TRUE(a->Step(first).ok());
+  ASSERT_TRUE(a->Save(dir).ok());
+
+  auto b = MakeTrainer(Options(), /*seed=*/99);  // different weights until restored
+  ASSERT_TRUE(b->Restore(dir).ok());
+  EXPECT_EQ(b->step(), 1);
+  EXPECT_EQ(b->kl_coef(), a->kl_coef());
+  EXPECT_EQ(MaxParameterDifference(*a, *b), 0.0);
+
+  auto second = SampleTrajectories(a->policy(), 8, 8, 2, 7);
+  ASSERT_TRUE(a->Step(second).ok());
+  ASSERT_TRUE(b->Step(second).ok());
+  // Same Adam moments and the same shuffle RNG: the runs stay identical.
+  EXPECT_EQ(MaxParameterDifference(*a, *b), 0.0);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(PpoTrainerTest, BadBatchesAreRejectedWithoutChangingTheModel) {
+  auto trainer = MakeTrainer(Options());
+  auto before = trainer->PolicyParameters();
+  auto batch = SampleTrajectories(trainer->policy(), 4, 8, 1, 7);
+  EXPECT_EQ(trainer->Step({}).status().code(), absl::StatusCode::kInvalidArgument);
+  auto bad_id = batch;
+  bad_id[1].set_response_tokens(0, 40);
+  EXPECT_EQ(trainer->Step(bad_id).status().code(), absl::StatusCode::kInvalidArgument);
+  auto bad_len = batch;
+  bad_len[2].add_ref_logprobs(-1);
+  EXPECT_EQ(trainer->Step(bad_len).status().code(), absl::StatusCode::kInvalidArgument);
+  auto too_long = batch;
+  for (int i = 0; i < 64; ++i) too_long[0].add_prompt_tokens(5);
+  EXPECT_EQ(trainer->Step(too_long).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(trainer->step(), 0);
+  auto after = trainer->PolicyParameters();
+  for (size_t i = 0; i < before.size(); ++i) EXPECT_TRUE(torch::equal(before[i].second, after[i].second));
+}
+
+TEST(PpoTrainerTest, BadOptionsAreErrors) {
+  PpoTrainerOptions o = Options();
+  o.minibatch_size = 0;
+  EXPECT_FALSE(Validate(o).ok());
+  o = Options();
+  o.temperature = 0;
+  EXPECT_FALSE(Validate(o).ok());
+  model::Llama policy = MakePolicy();
+  EXPECT_EQ(PpoTrainer::Create(policy, policy, Options()).status().code(),
+            absl::StatusCode::kInvalidArgument);  // the policy is no critic
+}
+
+}  // namespace
+}  // namespace rlhf::learner
