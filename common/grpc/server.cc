@@ -99,7 +99,8 @@ absl::Status ServeUntilSignal(const rlhf::v1::ServerConfig& config,
                               std::shared_ptr<prometheus::Registry> registry,
                               const std::vector<::grpc::Service*>& services,
                               const std::vector<std::string>& service_names,
-                              const std::string& port_file) {
+                              const std::string& port_file,
+                              const std::function<void()>& on_serving) {
   ServerOptions options = ServerOptionsFromConfig(config);
   options.metrics = registry;
   auto server = Server::Start(options, services, service_names);
@@ -119,6 +120,7 @@ absl::Status ServeUntilSignal(const rlhf::v1::ServerConfig& config,
     out << (*server)->port() << "\n" << (metrics_server ? metrics_server->port() : -1) << "\n";
     if (!out) return absl::InternalError(absl::StrCat("cannot write port file ", port_file));
   }
+  if (on_serving) on_serving();
   const int sig = process::WaitForTerminationSignal();
   LOG(INFO) << "signal " << sig << ": shutting down";
   (*server)->Shutdown();

@@ -6,6 +6,7 @@
 #include <grpcpp/grpcpp.h>
 #include <prometheus/registry.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -71,13 +72,14 @@ class Server {
 // Starts a server for `services` with RPC metrics in `registry`, and /metrics on
 // config.metrics_port (-1 = off, 0 = OS-chosen) of the same host; logs both addresses; writes
 // the gRPC port and then the metrics port, one per line, to `port_file` (when not empty);
-// blocks until SIGINT/SIGTERM and shuts down with the configured grace.
-// The common tail of every service's main(). REQUIRES: process::BlockTerminationSignals().
+// calls `on_serving` (when set); blocks until SIGINT/SIGTERM and shuts down with the configured
+// grace. The common tail of every service's main(). REQUIRES: process::BlockTerminationSignals().
 absl::Status ServeUntilSignal(const rlhf::v1::ServerConfig& config,
                               std::shared_ptr<prometheus::Registry> registry,
                               const std::vector<::grpc::Service*>& services,
                               const std::vector<std::string>& service_names,
-                              const std::string& port_file);
+                              const std::string& port_file,
+                              const std::function<void()>& on_serving = {});
 
 // An insecure channel to `address` with our message size limits.
 std::shared_ptr<::grpc::Channel> CreateChannel(const std::string& address,

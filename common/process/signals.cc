@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
 namespace rlhf::process {
 namespace {
@@ -28,5 +29,7 @@ int WaitForTerminationSignal() {
   }
   return sig;
 }
+
+void RequestTermination() { kill(getpid(), SIGTERM); }
 
 }  // namespace rlhf::process

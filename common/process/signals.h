@@ -13,6 +13,10 @@ void BlockTerminationSignals();
 // REQUIRES: BlockTerminationSignals() was called.
 int WaitForTerminationSignal();
 
+// Sends SIGTERM to this process, so that a WaitForTerminationSignal() in main returns: how a
+// worker thread ends a server process that has finished its work.
+void RequestTermination();
+
 }  // namespace rlhf::process
 
 #endif  // RLHF_COMMON_PROCESS_SIGNALS_H_

@@ -1,0 +1,317 @@
+#include "services/learner/learner.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/strip.h"
+#include "common/checkpoint/checkpoint.h"
+#include "common/status/status_macros.h"
+#include "common/tokenizer/tokenizer.h"
+#include "glog/logging.h"
+
+namespace rlhf::learner {
+namespace {
+
+namespace fs = std::filesystem;
+
+absl::Status WriteFileAtomically(const std::string& path, const std::string& contents) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << contents;
+    if (!out.good()) return absl::InternalError(absl::StrCat("cannot write ", tmp));
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot rename ", tmp, ": ", ec.message()));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> ReadSmallFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return s;
+}
+
+nlohmann::json StepJson(const PpoStepStats& s) {
+  return {{"event", "step"},
+          {"step", s.step},
+          {"trajectories", s.trajectories},
+          {"tokens", s.tokens},
+          {"reward_mean", s.score_mean},
+          {"kl_mean", s.kl_mean},
+          {"kl_coef", s.kl_coef},
+          {"policy_loss", s.policy_loss},
+          {"value_loss", s.value_loss},
+          {"clipfrac", s.clipfrac},
+          {"approx_kl", s.approx_kl},
+          {"entropy", s.entropy},
+          {"explained_variance", s.explained_variance},
+          {"response_length_mean", s.response_length_mean},
+          {"step_seconds", s.seconds}};
+}
+
+absl::StatusOr<std::vector<rlhf::v1::Prompt>> LoadPrompts(const std::string& path,
+                                                         const tokenizer::Tokenizer& tok) {
+  RLHF_ASSIGN_OR_RETURN(std::vector<std::string> texts, ReadPromptsJsonl(path));
+  std::vector<rlhf::v1::Prompt> prompts(texts.size());
+  for (size_t i = 0; i < texts.size(); ++i) {
+    prompts[i].set_index(static_cast<int64_t>(i));
+    prompts[i].set_text(texts[i]);
+    prompts[i].add_tokens(tok.bos_id());
+    for (int id : tok.Encode(texts[i])) prompts[i].add_tokens(id);
+  }
+  return prompts;
+}
+
+}  // namespace
+
+absl::Status ValidateLearnerConfig(const rlhf::v1::LearnerConfig& c) {
+  auto bad = [](absl::string_view what) {
+    return absl::InvalidArgumentError(absl::StrCat("learner config: ", what));
+  };
+  const auto& ppo = c.ppo();
+  if (ppo.batch_size() <= 0) return bad("ppo.batch_size must be > 0");
+  if (ppo.minibatch_size() <= 0 || ppo.batch_size() % ppo.minibatch_size() != 0) {
+    return bad("ppo.minibatch_size must be > 0 and divide ppo.batch_size");
+  }
+  if (c.total_steps() <= 0) return bad("total_steps must be > 0");
+  if (!(c.lease_seconds() > 0)) return bad("lease_seconds must be > 0");
+  if (c.max_queue() < ppo.batch_size()) return bad("max_queue must be >= ppo.batch_size");
+  if (c.max_policy_lag() < 0) return bad("max_policy_lag must be >= 0");
+  if (c.checkpoint_every() < 0) return bad("checkpoint_every must be >= 0");
+  if (c.keep_versions() < 1) return bad("keep_versions must be >= 1");
+  if (c.weight_chunk_bytes() <= 0) return bad("weight_chunk_bytes must be > 0");
+  if (c.sampling().max_new_tokens() <= 0) return bad("sampling.max_new_tokens must be > 0");
+  if (!(c.sampling().temperature() >= 0)) return bad("sampling.temperature must be >= 0");
+  if (!(c.sampling().top_p() > 0 && c.sampling().top_p() <= 1)) {
+    return bad("sampling.top_p must be in (0, 1]");
+  }
+  return Validate(PpoTrainerOptionsFromConfig(ppo, c.sampling()));
+}
+
+absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(const rlhf::v1::LearnerConfig& config,
+                                                         prometheus::Registry& registry) {
+  RLHF_RETURN_IF_ERROR(ValidateLearnerConfig(config));
+  for (const auto& [name, value] : {std::pair<const char*, std::string>{"policy", config.policy()},
+                                    {"tokenizer", config.tokenizer()},
+                                    {"prompts", config.prompts()}}) {
+    if (value.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("learner config: '", name, "' is required"));
+    }
+  }
+  RLHF_ASSIGN_OR_RETURN(model::Llama policy, checkpoint::LoadModel(config.policy()));
+  model::Llama critic{nullptr};
+  if (config.critic().empty()) {
+    RLHF_ASSIGN_OR_RETURN(critic, PpoTrainer::CriticFromPolicy(policy));
+  } else {
+    RLHF_ASSIGN_OR_RETURN(critic, checkpoint::LoadModel(config.critic()));
+  }
+  RLHF_ASSIGN_OR_RETURN(auto tok, tokenizer::LoadTokenizer(config.tokenizer()));
+  if (tok->vocab_size() > policy->config().vocab_size) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tokenizer has ", tok->vocab_size(), " tokens, the policy only ",
+                     policy->config().vocab_size));
+  }
+  RLHF_ASSIGN_OR_RETURN(auto prompts, LoadPrompts(config.prompts(), *tok));
+  RLHF_ASSIGN_OR_RETURN(auto trainer,
+                        PpoTrainer::Create(policy, critic,
+                                           PpoTrainerOptionsFromConfig(config.ppo(),
+                                                                       config.sampling())));
+  return Create(config, std::move(trainer), std::move(prompts), registry);
+}
+
+absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(const rlhf::v1::LearnerConfig& config,
+                                                         std::unique_ptr<PpoTrainer> trainer,
+                                                         std::vector<rlhf::v1::Prompt> prompts,
+                                                         prometheus::Registry& registry) {
+  RLHF_RETURN_IF_ERROR(ValidateLearnerConfig(config));
+  const model::LlamaConfig& model_config = trainer->policy()->config();
+  for (const auto& p : prompts) {
+    if (p.tokens_size() + config.sampling().max_new_tokens() > model_config.max_seq_len) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "prompt ", p.index(), " (", p.tokens_size(), " tokens) + sampling.max_new_tokens (",
+          config.sampling().max_new_tokens(), ") exceeds the policy's context (",
+          model_config.max_seq_len, ")"));
+    }
+  }
+  PromptPoolOptions pool_options;
+  pool_options.lease_duration = absl::Seconds(config.lease_seconds());
+  pool_options.seed = config.seed();
+  pool_options.max_lease_prompts = config.limits().max_batch();
+  RLHF_ASSIGN_OR_RETURN(auto pool, PromptPool::Create(std::move(prompts), pool_options));
+  TrajectoryQueueOptions queue_options;
+  queue_options.capacity = config.max_queue();
+  queue_options.vocab_size = model_config.vocab_size;
+  queue_options.max_seq_len = model_config.max_seq_len;
+  queue_options.max_policy_lag = config.max_policy_lag();
+  RLHF_ASSIGN_OR_RETURN(auto queue, TrajectoryQueue::Create(queue_options));
+  std::unique_ptr<Learner> learner(
+      new Learner(config, std::move(trainer), std::move(pool), std::move(queue), registry));
+  RLHF_RETURN_IF_ERROR(learner->Resume());
+  return learner;
+}
+
+Learner::Learner(const rlhf::v1::LearnerConfig& config, std::unique_ptr<PpoTrainer> trainer,
+                 std::unique_ptr<PromptPool> pool, std::unique_ptr<TrajectoryQueue> queue,
+                 prometheus::Registry& registry)
+    : config_(config),
+      trainer_(std::move(trainer)),
+      pool_(std::move(pool)),
+      queue_(std::move(queue)),
+      weights_(std::make_unique<WeightStore>(config.keep_versions())),
+      metrics_(std::make_unique<LearnerMetrics>(registry)),
+      service_(std::make_unique<LearnerService>(
+          LearnerServiceOptions{config.sampling(), config.seed(), config.weight_chunk_bytes()},
+          pool_.get(), queue_.get(), weights_.get(), metrics_.get())) {}
+
+Learner::~Learner() { Stop(); }
+
+absl::Status Learner::Resume() {
+  if (config_.checkpoint_dir().empty()) return absl::OkStatus();
+  const std::string latest_path = config_.checkpoint_dir() + "/latest";
+  if (!fs::exists(latest_path)) return absl::OkStatus();
+  RLHF_ASSIGN_OR_RETURN(std::string name, ReadSmallFile(latest_path));
+  const std::string dir =
+      absl::StrCat(config_.checkpoint_dir(), "/", absl::StripAsciiWhitespace(name));
+  RLHF_RETURN_IF_ERROR(trainer_->Restore(dir));
+  RLHF_ASSIGN_OR_RETURN(std::string text, ReadSmallFile(dir + "/learner.json"));
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("pool_position") ||
+      !j["pool_position"].is_number_integer()) {
+    return absl::InvalidArgumentError(absl::StrCat(dir, "/learner.json is malformed"));
+  }
+  RLHF_RETURN_IF_ERROR(pool_->Restore(j["pool_position"].get<int64_t>()));
+  LOG(INFO) << "resumed from " << dir << " at step " << trainer_->step();
+  return absl::OkStatus();
+}
+
+void Learner::Start(EventCallback on_event, std::function<void()> on_exit) {
+  weights_->Publish(trainer_->step(), trainer_->PolicyParameters());
+  metrics_->policy_version.Set(static_cast<double>(trainer_->step()));
+  thread_ = std::thread([this, on_event = std::move(on_event), on_exit = std::move(on_exit)] {
+    absl::Status status = Loop(on_event);
+    if (!status.ok()) LOG(ERROR) << "learner loop failed: " << status;
+    {
+      absl::MutexLock lock(&mu_);
+      status_ = status;
+      done_ = true;
+    }
+    if (on_exit) on_exit();
+  });
+}
+
+void Learner::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    stop_requested_ = true;
+    if (!thread_.joinable()) done_ = true;  // never started: Wait() must not block
+  }
+  if (thread_.joinable()) thread_.join();
+  queue_->Close();
+}
+
+absl::Status Learner::Wait() {
+  absl::MutexLock lock(&mu_);
+  mu_.Await(absl::Condition(&done_));
+  return status_;
+}
+
+bool Learner::finished() const {
+  absl::MutexLock lock(&mu_);
+  return finished_;
+}
+
+nlohmann::json Learner::LedgerJson() const {
+  const TrajectoryLedger l = queue_->Ledger();
+  const PromptPoolStats p = pool_->Stats();
+  return {{"received", l.received},
+          {"accepted", l.accepted},
+          {"consumed", l.consumed},
+          {"queued", l.queued},
+          {"parked", l.parked},
+          {"duplicate", l.duplicate},
+          {"invalid", l.invalid},
+          {"stale", l.stale_on_arrival + l.stale_at_pop},
+          {"cancelled", l.cancelled},
+          {"prompts_leased", p.prompts_leased},
+          {"prompts_completed", p.prompts_completed},
+          {"prompts_late", p.late_completions},
+          {"prompts_returned", p.prompts_returned},
+          {"prompts_expired", p.prompts_expired},
+          {"prompts_outstanding", p.outstanding}};
+}
+
+absl::Status Learner::Loop(const EventCallback& on_event) {
+  const int batch_size = config_.ppo().batch_size();
+  auto stop_requested = [this] {
+    absl::MutexLock lock(&mu_);
+    return stop_requested_;
+  };
+  while (trainer_->step() < config_.total_steps()) {
+    std::vector<rlhf::v1::Trajectory> batch;
+    while (static_cast<int>(batch.size()) < batch_size && !stop_requested()) {
+      auto got = queue_->PopBatch(batch_size - static_cast<int>(batch.size()),
+                                  weights_->latest(), absl::Milliseconds(200));
+      for (auto& t : got) batch.push_back(std::move(t));
+      metrics_->SyncLedger(queue_->Ledger());
+      metrics_->SyncPrompts(pool_->Stats());
+    }
+    if (stop_requested()) {
+      if (!batch.empty()) {
+        LOG(WARNING) << "stopping: " << batch.size() << " trajectories of a partial batch "
+                     << "are not trained on";
+      }
+      if (!config_.checkpoint_dir().empty()) RLHF_RETURN_IF_ERROR(WriteCheckpoint());
+      on_event({{"event", "stopped"}, {"step", trainer_->step()},
+                {"discarded", batch.size()}, {"ledger", LedgerJson()}});
+      return absl::OkStatus();
+    }
+    RLHF_ASSIGN_OR_RETURN(PpoStepStats stats, trainer_->Step(batch));
+    weights_->Publish(trainer_->step(), trainer_->PolicyParameters());
+    metrics_->policy_version.Set(static_cast<double>(trainer_->step()));
+    metrics_->RecordStep(stats);
+    nlohmann::json event = StepJson(stats);
+    event["ledger"] = LedgerJson();
+    on_event(event);
+    if (config_.checkpoint_every() > 0 && trainer_->step() % config_.checkpoint_every() == 0 &&
+        !config_.checkpoint_dir().empty() && trainer_->step() < config_.total_steps()) {
+      RLHF_RETURN_IF_ERROR(WriteCheckpoint());
+    }
+  }
+  pool_->Close();
+  if (!config_.checkpoint_dir().empty()) RLHF_RETURN_IF_ERROR(WriteCheckpoint());
+  {
+    absl::MutexLock lock(&mu_);
+    finished_ = true;
+  }
+  on_event({{"event", "done"}, {"step", trainer_->step()}, {"ledger", LedgerJson()}});
+  queue_->Close();
+  return absl::OkStatus();
+}
+
+absl::Status Learner::WriteCheckpoint() {
+  const std::string name = absl::StrFormat("step-%08d", trainer_->step());
+  const std::string dir = config_.checkpoint_dir() + "/" + name;
+  const std::string tmp = dir + ".tmp";
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  RLHF_RETURN_IF_ERROR(trainer_->Save(tmp));
+  nlohmann::json j = {{"step", trainer_->step()},
+                      {"pool_position", pool_->position()},
+                      {"ledger", LedgerJson()}};
+  RLHF_RETURN_IF_ERROR(WriteFileAtomically(tmp + "/learner.json", j.dump(2) + "\n"));
+  fs::remove_all(dir, ec);
+  fs::rename(tmp, dir, ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot rename ", tmp, ": ", ec.message()));
+  RLHF_RETURN_IF_ERROR(
+      WriteFileAtomically(config_.checkpoint_dir() + "/latest", name + "\n"));
+  LOG(INFO) << "checkpoint " << dir;
+  return absl::OkStatus();
+}
+
+}  // namespace rlhf::learner

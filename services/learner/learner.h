@@ -1,0 +1,114 @@
+// The learner process minus its server: builds the prompt pool, the trajectory queue, the
+// weight store and the PPO trainer from a LearnerConfig, resumes from the latest checkpoint,
+// and runs the training loop on its own thread:
+//
+//  1. Publish the current policy as version = steps done (0 for a fresh run).
+//  2. Take batch_size fresh trajectories from the queue (waiting as long as it takes).
+//  3. One PPO step; publish the new version; report the step (callback + metrics).
+//  4. Every checkpoint_every steps, and at the end, write a checkpoint:
+//       <checkpoint_dir>/step-<8 digits>/{policy/, critic/, optimizer.pt, trainer.json,
+//                                         learner.json}
+//     written under a temporary name and renamed, then <checkpoint_dir>/latest (its name)
+//     replaced atomically. learner.json holds the prompt-pool cursor and the ledger.
+//  5. After total_steps: close the pool (workers get empty leases), checkpoint, report "done",
+//     close the queue (push streams end with UNAVAILABLE).
+//
+// Thread-safe: Start/Stop/Wait from any thread; the loop owns the trainer.
+#ifndef RLHF_SERVICES_LEARNER_LEARNER_H_
+#define RLHF_SERVICES_LEARNER_LEARNER_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <prometheus/registry.h>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "rlhf/v1/config.pb.h"
+#include "services/learner/learner_metrics.h"
+#include "services/learner/learner_service.h"
+#include "services/learner/ppo_trainer.h"
+#include "services/learner/prompt_pool.h"
+#include "services/learner/trajectory_queue.h"
+#include "services/learner/weight_store.h"
+
+namespace rlhf::learner {
+
+// Checks the fields Learner::Create needs (paths set, sizes positive, batch_size a multiple of
+// minibatch_size, ...). InvalidArgument naming the field.
+absl::Status ValidateLearnerConfig(const rlhf::v1::LearnerConfig& config);
+
+class Learner {
+ public:
+  // One JSON object per event: {"event": "step", "step": ..., PPO statistics, ledger} after
+  // each step and {"event": "done", ...} at the end. Called on the loop thread.
+  using EventCallback = std::function<void(const nlohmann::json&)>;
+
+  // Loads the policy (and critic, or CriticFromPolicy), the tokenizer and the prompts named in
+  // `config`, then resumes from <checkpoint_dir>/latest when it exists.
+  static absl::StatusOr<std::unique_ptr<Learner>> Create(const rlhf::v1::LearnerConfig& config,
+                                                         prometheus::Registry& registry);
+  // Same with the trainer and the tokenized prompts given (tests, benches); config's model,
+  // critic, tokenizer and prompts fields are ignored.
+  static absl::StatusOr<std::unique_ptr<Learner>> Create(const rlhf::v1::LearnerConfig& config,
+                                                         std::unique_ptr<PpoTrainer> trainer,
+                                                         std::vector<rlhf::v1::Prompt> prompts,
+                                                         prometheus::Registry& registry);
+  ~Learner();  // Stops and joins.
+  Learner(const Learner&) = delete;
+  Learner& operator=(const Learner&) = delete;
+
+  // The gRPC service to register with the server.
+  LearnerService* service() { return service_.get(); }
+
+  // Publishes the current version and starts the loop; `on_exit` (when set) runs on the loop
+  // thread after the loop ends, however it ends. REQUIRES: called once.
+  void Start(EventCallback on_event, std::function<void()> on_exit = {});
+  // Asks the loop to stop after the step in progress (a partial batch is discarded and
+  // reported), writes a checkpoint when configured, and joins. Idempotent.
+  void Stop() ABSL_LOCKS_EXCLUDED(mu_);
+  // Blocks until the loop has ended; returns its status (OK after total_steps or Stop).
+  absl::Status Wait() ABSL_LOCKS_EXCLUDED(mu_);
+  // Whether the loop ran all total_steps.
+  bool finished() const ABSL_LOCKS_EXCLUDED(mu_);
+
+  // For tests: the trainer (only while the loop is not running).
+  PpoTrainer& trainer() { return *trainer_; }
+  TrajectoryLedger ledger() const { return queue_->Ledger(); }
+  PromptPoolStats prompt_stats() const { return pool_->Stats(); }
+
+ private:
+  Learner(const rlhf::v1::LearnerConfig& config, std::unique_ptr<PpoTrainer> trainer,
+          std::unique_ptr<PromptPool> pool, std::unique_ptr<TrajectoryQueue> queue,
+          prometheus::Registry& registry);
+  absl::Status Resume();
+  absl::Status Loop(const EventCallback& on_event);
+  absl::Status WriteCheckpoint();
+  nlohmann::json LedgerJson() const;
+
+  // Constant after construction.
+  const rlhf::v1::LearnerConfig config_;
+  const std::unique_ptr<PpoTrainer> trainer_;
+  const std::unique_ptr<PromptPool> pool_;
+  const std::unique_ptr<TrajectoryQueue> queue_;
+  const std::unique_ptr<WeightStore> weights_;
+  const std::unique_ptr<LearnerMetrics> metrics_;
+  const std::unique_ptr<LearnerService> service_;
+
+  std::thread thread_;
+  mutable absl::Mutex mu_;
+  bool stop_requested_ ABSL_GUARDED_BY(mu_) = false;
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status status_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace rlhf::learner
+
+#endif  // RLHF_SERVICES_LEARNER_LEARNER_H_

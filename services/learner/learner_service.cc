@@ -1,0 +1,333 @@
+#include "services/learner/learner_service.h"
+
+#include <deque>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "common/codec/weight_chunks.h"
+#include "common/grpc/status_util.h"
+#include "glog/logging.h"
+
+namespace rlhf::learner {
+namespace {
+
+using ::grpc::Status;
+using ::grpc::StatusCode;
+
+// One worker's trajectory stream; see the protocol in the header.
+class PushReactor final : public ::grpc::ServerBidiReactor<rlhf::v1::Trajectory, rlhf::v1::Ack>,
+                          public TrajectoryQueue::Waiter {
+ public:
+  explicit PushReactor(LearnerService* service) : service_(service) {
+    service_->metrics().push_streams.Increment();
+    StartRead(&incoming_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // the worker half-closed or the stream broke
+      absl::MutexLock lock(&mu_);
+      reads_done_ = true;
+      MaybeFinishLocked(Status::OK);
+      return;
+    }
+    const int64_t version = service_->weights().latest();
+    const std::string lease_id = incoming_.lease_id();
+    const int64_t prompt_index = incoming_.prompt_index();
+    {
+      // Recorded before Offer: a parked trajectory can be admitted (OnAccepted) before Offer
+      // returns.
+      absl::MutexLock lock(&mu_);
+      parked_lease_ = lease_id;
+      parked_prompt_ = prompt_index;
+    }
+    auto offered = service_->queue().Offer(std::move(incoming_), version, this);
+    service_->metrics().SyncLedger(service_->queue().Ledger());
+    absl::MutexLock lock(&mu_);
+    if (!offered.ok()) {  // the run is over
+      reads_done_ = true;
+      MaybeFinishLocked(grpc_util::ToGrpcStatus(offered.status()));
+      return;
+    }
+    if (offered->blocked) return;  // OnAccepted resumes reading
+    if (offered->ack.outcome() == rlhf::v1::Ack::ACCEPTED) {
+      service_->pool().Complete(lease_id, prompt_index);
+    }
+    QueueAckLocked(offered->ack);
+    if (!finishing_) StartRead(&incoming_);
+  }
+
+  // A parked trajectory was accepted (on the trainer's thread).
+  void OnAccepted(const rlhf::v1::Ack& ack) override {
+    absl::MutexLock lock(&mu_);
+    service_->pool().Complete(parked_lease_, parked_prompt_);
+    if (finishing_) return;
+    QueueAckLocked(ack);
+    StartRead(&incoming_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock lock(&mu_);
+    writing_ = false;
+    if (!ok) {
+      broken_ = true;
+      MaybeFinishLocked(Status(StatusCode::UNAVAILABLE, "ack write failed"));
+      return;
+    }
+    WriteNextLocked();
+    MaybeFinishLocked(Status::OK);
+  }
+
+  void OnCancel() override {
+    absl::MutexLock lock(&mu_);
+    broken_ = true;
+    MaybeFinishLocked(Status::CANCELLED);
+  }
+
+  void OnDone() override {
+    // After Cancel returns the queue never calls us again; a parked trajectory is dropped.
+    service_->queue().Cancel(this);
+    service_->metrics().SyncLedger(service_->queue().Ledger());
+    service_->metrics().push_streams.Decrement();
+    delete this;
+  }
+
+ private:
+  void QueueAckLocked(const rlhf::v1::Ack& ack) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    acks_.push_back(ack);
+    WriteNextLocked();
+  }
+
+  void WriteNextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (writing_ || acks_.empty() || broken_) return;
+    writing_ = true;
+    current_ = std::move(acks_.front());
+    acks_.pop_front();
+    StartWrite(&current_);
+  }
+
+  // Finishes once: at once when the stream is broken (pending writes fail fast), otherwise when
+  // reads are done and every ack has been written.
+  void MaybeFinishLocked(Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finished_) return;
+    if (!broken_ && !(reads_done_ && !writing_ && acks_.empty())) return;
+    if (!broken_ && !status.ok()) finish_status_ = status;
+    finishing_ = true;
+    finished_ = true;
+    Finish(broken_ ? status : finish_status_);
+  }
+
+  LearnerService* const service_;
+  rlhf::v1::Trajectory incoming_;  // the read buffer; one read in flight
+  // Lease and prompt of the trajectory last offered: OnAccepted completes them.
+  std::string parked_lease_ ABSL_GUARDED_BY(mu_);
+  int64_t parked_prompt_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Mutex mu_;
+  std::deque<rlhf::v1::Ack> acks_ ABSL_GUARDED_BY(mu_);
+  rlhf::v1::Ack current_ ABSL_GUARDED_BY(mu_);  // the write buffer; one write in flight
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool reads_done_ ABSL_GUARDED_BY(mu_) = false;
+  bool broken_ ABSL_GUARDED_BY(mu_) = false;
+  bool finishing_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  Status finish_status_ ABSL_GUARDED_BY(mu_);
+};
+
+// Streams one published version.
+class WeightsReactor final : public ::grpc::ServerWriteReactor<rlhf::v1::WeightChunk> {
+ public:
+  WeightsReactor(std::shared_ptr<const PublishedVersion> version,
+                 std::unique_ptr<codec::WeightChunker> chunker, LearnerMetrics* metrics)
+      : version_(std::move(version)), chunker_(std::move(chunker)), metrics_(metrics) {
+    WriteNext();
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Finish(Status(StatusCode::UNAVAILABLE, "weight stream broken"));
+      return;
+    }
+    metrics_->weight_bytes_sent.Increment(static_cast<double>(chunk_.data().size()));
+    if (chunker_->Done()) {
+      Finish(Status::OK);
+      return;
+    }
+    WriteNext();
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  void WriteNext() {
+    absl::Status next = chunker_->Next(&chunk_);
+    if (!next.ok()) {
+      Finish(grpc_util::ToGrpcStatus(next));
+      return;
+    }
+    StartWrite(&chunk_);
+  }
+
+  const std::shared_ptr<const PublishedVersion> version_;  // keeps the tensors alive
+  const std::unique_ptr<codec::WeightChunker> chunker_;
+  LearnerMetrics* const metrics_;
+  rlhf::v1::WeightChunk chunk_;
+};
+
+// Tells one watcher about new versions.
+class WatchReactor final : public ::grpc::ServerWriteReactor<rlhf::v1::PolicyVersion>,
+                           public WeightStore::Watcher {
+ public:
+  explicit WatchReactor(WeightStore* store) : store_(store) {
+    auto [version, bytes] = store_->AddWatcher(this);
+    if (version >= 0) OnPublished(version, bytes);
+  }
+
+  void OnPublished(int64_t version, int64_t total_bytes) override {
+    absl::MutexLock lock(&mu_);
+    pending_.set_version(version);
+    pending_.set_total_bytes(total_bytes);
+    has_pending_ = true;
+    WriteLocked();
+  }
+
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock lock(&mu_);
+    writing_ = false;
+    if (!ok) {
+      FinishLocked(Status(StatusCode::UNAVAILABLE, "version stream broken"));
+      return;
+    }
+    WriteLocked();
+  }
+
+  void OnCancel() override {
+    absl::MutexLock lock(&mu_);
+    FinishLocked(Status::CANCELLED);
+  }
+
+  void OnDone() override {
+    store_->RemoveWatcher(this);
+    delete this;
+  }
+
+ private:
+  void WriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (writing_ || !has_pending_ || finished_) return;
+    current_ = pending_;
+    has_pending_ = false;
+    writing_ = true;
+    StartWrite(&current_);
+  }
+
+  void FinishLocked(Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finished_) return;
+    finished_ = true;
+    Finish(status);
+  }
+
+  WeightStore* const store_;
+  absl::Mutex mu_;
+  rlhf::v1::PolicyVersion pending_ ABSL_GUARDED_BY(mu_);
+  rlhf::v1::PolicyVersion current_ ABSL_GUARDED_BY(mu_);
+  bool has_pending_ ABSL_GUARDED_BY(mu_) = false;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+template <typename Response>
+class ErrorWriter final : public ::grpc::ServerWriteReactor<Response> {
+ public:
+  explicit ErrorWriter(const absl::Status& status) { this->Finish(grpc_util::ToGrpcStatus(status)); }
+  void OnDone() override { delete this; }
+};
+
+}  // namespace
+
+absl::Status Validate(const LearnerServiceOptions& options) {
+  if (options.weight_chunk_bytes <= 0) {
+    return absl::InvalidArgumentError("weight_chunk_bytes must be > 0");
+  }
+  if (!(options.sampling.temperature() >= 0)) {
+    return absl::InvalidArgumentError("sampling.temperature must be >= 0");
+  }
+  if (options.sampling.max_new_tokens() <= 0) {
+    return absl::InvalidArgumentError("sampling.max_new_tokens must be > 0");
+  }
+  return absl::OkStatus();
+}
+
+LearnerService::LearnerService(const LearnerServiceOptions& options, PromptPool* pool,
+                               TrajectoryQueue* queue, WeightStore* weights,
+                               LearnerMetrics* metrics)
+    : options_(options), pool_(pool), queue_(queue), weights_(weights), metrics_(metrics) {}
+
+::grpc::ServerUnaryReactor* LearnerService::LeasePrompts(
+    ::grpc::CallbackServerContext* context, const rlhf::v1::LeasePromptsRequest* request,
+    rlhf::v1::PromptLease* response) {
+  auto* reactor = context->DefaultReactor();
+  if (request->max_prompts() <= 0) {
+    reactor->Finish(Status(StatusCode::INVALID_ARGUMENT, "max_prompts must be > 0"));
+    return reactor;
+  }
+  auto lease = pool_->Lease(request->worker_id(), request->max_prompts());
+  if (!lease.ok()) {
+    if (absl::IsFailedPrecondition(lease.status())) {
+      // The pool is closed: the run is finishing. An empty lease tells the worker to wait.
+      reactor->Finish(Status::OK);
+      return reactor;
+    }
+    reactor->Finish(grpc_util::ToGrpcStatus(lease.status()));
+    return reactor;
+  }
+  *response = std::move(*lease);
+  response->set_policy_version(weights_->latest());
+  rlhf::v1::SamplingParams* s = response->mutable_sampling();
+  s->set_temperature(static_cast<float>(options_.sampling.temperature()));
+  s->set_top_k(options_.sampling.top_k());
+  s->set_top_p(static_cast<float>(options_.sampling.top_p()));
+  s->set_max_new_tokens(options_.sampling.max_new_tokens());
+  // Distinct seeds per lease (prompt i uses seed + i), so re-issued prompts get fresh samples.
+  s->set_seed(options_.seed * 0x9E3779B97F4A7C15ULL + (leases_.fetch_add(1) << 16));
+  metrics_->SyncPrompts(pool_->Stats());
+  reactor->Finish(Status::OK);
+  return reactor;
+}
+
+::grpc::ServerUnaryReactor* LearnerService::ReturnLease(
+    ::grpc::CallbackServerContext* context, const rlhf::v1::ReturnLeaseRequest* request,
+    rlhf::v1::ReturnLeaseResponse* response) {
+  auto* reactor = context->DefaultReactor();
+  auto returned = pool_->Return(request->lease_id());
+  if (!returned.ok()) {
+    reactor->Finish(grpc_util::ToGrpcStatus(returned.status()));
+    return reactor;
+  }
+  response->set_returned_prompts(*returned);
+  metrics_->SyncPrompts(pool_->Stats());
+  reactor->Finish(Status::OK);
+  return reactor;
+}
+
+::grpc::ServerBidiReactor<rlhf::v1::Trajectory, rlhf::v1::Ack>* LearnerService::PushTrajectories(
+    ::grpc::CallbackServerContext* /*context*/) {
+  return new PushReactor(this);
+}
+
+::grpc::ServerWriteReactor<rlhf::v1::WeightChunk>* LearnerService::GetWeights(
+    ::grpc::CallbackServerContext* /*context*/, const rlhf::v1::GetWeightsRequest* request) {
+  auto version = weights_->Get(request->version());
+  if (!version.ok()) return new ErrorWriter<rlhf::v1::WeightChunk>(version.status());
+  auto chunker = codec::WeightChunker::Create((*version)->tensors, (*version)->version,
+                                              options_.weight_chunk_bytes);
+  if (!chunker.ok()) return new ErrorWriter<rlhf::v1::WeightChunk>(chunker.status());
+  return new WeightsReactor(*version, std::move(*chunker), metrics_);
+}
+
+::grpc::ServerWriteReactor<rlhf::v1::PolicyVersion>* LearnerService::WatchVersion(
+    ::grpc::CallbackServerContext* /*context*/, const rlhf::v1::WatchVersionRequest* /*request*/) {
+  return new WatchReactor(weights_);
+}
+
+}  // namespace rlhf::learner

@@ -1,0 +1,270 @@
+// Implementation of the prompt pool: JSONL reading, epoch permutations and lease bookkeeping.
+#include "services/learner/prompt_pool.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <utility>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/status/status_macros.h"
+
+namespace rlhf::learner {
+namespace {
+
+// SplitMix64 finalizer: spreads (seed, epoch) over the whole 64-bit seed space.
+uint64_t Mix(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+// Returns a uniform integer in [0, bound) by rejection (no modulo bias); mt19937_64's output is
+// specified by the standard, so this is the same everywhere (std distributions are not).
+uint64_t UniformBelow(std::mt19937_64& rng, uint64_t bound) {
+  const uint64_t threshold = (0 - bound) % bound;  // 2^64 mod bound
+  for (;;) {
+    const uint64_t r = rng();
+    if (r >= threshold) return r % bound;
+  }
+}
+
+std::string LeaseId(uint64_t number) { return absl::StrCat("L", number); }
+
+// Parses "L<n>"; returns false for anything else.
+bool ParseLeaseId(const std::string& id, uint64_t* number) {
+  return id.size() > 1 && id[0] == 'L' && absl::SimpleAtoi(id.substr(1), number);
+}
+
+// Removes one occurrence of `value`; returns whether there was one.
+bool EraseOne(std::vector<int64_t>& values, int64_t value) {
+  auto it = std::find(values.begin(), values.end(), value);
+  if (it == values.end()) return false;
+  values.erase(it);
+  return true;
+}
+
+// Returns the prompt of one non-blank line, or an error naming path and line.
+absl::StatusOr<std::string> ParsePromptLine(const std::string& line, const std::string& where) {
+  const nlohmann::json j = nlohmann::json::parse(line, /*cb=*/nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return absl::InvalidArgumentError(absl::StrCat(where, ": not valid JSON"));
+  if (!j.is_object()) {
+    return absl::InvalidArgumentError(absl::StrCat(where, ": expected a JSON object"));
+  }
+  auto it = j.find("prompt");
+  if (it == j.end()) {
+    return absl::InvalidArgumentError(absl::StrCat(where, ": no \"prompt\" field"));
+  }
+  if (!it->is_string()) {
+    return absl::InvalidArgumentError(absl::StrCat(where, ": \"prompt\" is not a string"));
+  }
+  const std::string& prompt = it->get_ref<const std::string&>();
+  if (prompt.empty()) return absl::InvalidArgumentError(absl::StrCat(where, ": empty prompt"));
+  return prompt;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<std::string>> ReadPromptsJsonl(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": is a directory, not a JSONL file"));
+  }
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
+  std::vector<std::string> prompts;
+  std::string line;
+  for (int64_t line_number = 1; std::getline(in, line); ++line_number) {
+    if (line.find_first_not_of(" \t\r\n") == std::string::npos) continue;
+    RLHF_ASSIGN_OR_RETURN(std::string prompt,
+                          ParsePromptLine(line, absl::StrCat(path, ":", line_number)));
+    prompts.push_back(std::move(prompt));
+  }
+  if (in.bad()) return absl::DataLossError(absl::StrCat(path, ": read error"));
+  if (prompts.empty()) return absl::InvalidArgumentError(absl::StrCat(path, ": no prompts"));
+  return prompts;
+}
+
+absl::Status Validate(const PromptPoolOptions& options) {
+  if (options.lease_duration <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat("prompt pool: lease_duration must be > 0, got ",
+                                                   absl::FormatDuration(options.lease_duration)));
+  }
+  if (options.max_lease_prompts < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "prompt pool: max_lease_prompts must be >= 1, got ", options.max_lease_prompts));
+  }
+  if (!options.now) return absl::InvalidArgumentError("prompt pool: no clock (options.now)");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<PromptPool>> PromptPool::Create(
+    std::vector<rlhf::v1::Prompt> prompts, PromptPoolOptions options) {
+  RLHF_RETURN_IF_ERROR(Validate(options));
+  if (prompts.empty()) return absl::InvalidArgumentError("prompt pool: no prompts");
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    if (prompts[i].index() != static_cast<int64_t>(i)) {
+      return absl::InvalidArgumentError(absl::StrCat("prompt pool: prompt ", i, " has index ",
+                                                     prompts[i].index(), ", expected ", i));
+    }
+    if (prompts[i].tokens().empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("prompt pool: prompt ", i, " has no tokens"));
+    }
+  }
+  return std::unique_ptr<PromptPool>(new PromptPool(std::move(prompts), std::move(options)));
+}
+
+PromptPool::PromptPool(std::vector<rlhf::v1::Prompt> prompts, PromptPoolOptions options)
+    : prompts_(std::move(prompts)), options_(std::move(options)) {}
+
+absl::Status PromptPool::Restore(int64_t position) {
+  absl::MutexLock lock(&mu_);
+  if (position < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("prompt pool: negative position ", position));
+  }
+  if (next_lease_ != 1) {
+    return absl::FailedPreconditionError("prompt pool: Restore after the first lease");
+  }
+  position_ = restored_position_ = position;
+  return absl::OkStatus();
+}
+
+int64_t PromptPool::position() const {
+  absl::MutexLock lock(&mu_);
+  return position_;
+}
+
+int64_t PromptPool::DrawFresh() {
+  const int64_t n = num_prompts();
+  const int64_t epoch = position_ / n;
+  if (epoch != perm_epoch_) {
+    perm_.resize(n);
+    for (int64_t i = 0; i < n; ++i) perm_[i] = i;
+    std::mt19937_64 rng(Mix(options_.seed ^ Mix(static_cast<uint64_t>(epoch))));
+    for (int64_t i = n - 1; i > 0; --i) {
+      std::swap(perm_[i], perm_[UniformBelow(rng, static_cast<uint64_t>(i) + 1)]);
+    }
+    perm_epoch_ = epoch;
+  }
+  return perm_[position_++ % n];
+}
+
+absl::StatusOr<rlhf::v1::PromptLease> PromptPool::Lease(const std::string& worker_id,
+                                                        int max_prompts) {
+  absl::MutexLock lock(&mu_);
+  if (closed_) return absl::FailedPreconditionError("prompt pool is closed: the run is finishing");
+  if (max_prompts < 1 || max_prompts > options_.max_lease_prompts) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "max_prompts must be in [1, ", options_.max_lease_prompts, "], got ", max_prompts));
+  }
+  const absl::Time now = options_.now();
+  ExpireOverdue(now);
+  const uint64_t number = next_lease_++;
+  LiveLease lease{worker_id, now + options_.lease_duration, {}};
+  lease.pending.reserve(max_prompts);
+  rlhf::v1::PromptLease out;
+  out.set_lease_id(LeaseId(number));
+  out.set_expires_in_seconds(absl::ToDoubleSeconds(options_.lease_duration));
+  for (int i = 0; i < max_prompts; ++i) {
+    int64_t index;
+    if (!requeued_.empty()) {
+      index = requeued_.front();
+      requeued_.pop_front();
+      ++stats_.prompts_reissued;
+    } else {
+      index = DrawFresh();
+    }
+    *out.add_prompts() = prompts_[index];
+    lease.pending.push_back(index);
+  }
+  stats_.prompts_leased += max_prompts;
+  stats_.outstanding += max_prompts;
+  leases_.emplace(number, std::move(lease));
+  return out;
+}
+
+absl::StatusOr<int> PromptPool::Return(const std::string& lease_id) {
+  absl::MutexLock lock(&mu_);
+  ExpireOverdue(options_.now());
+  uint64_t number = 0;
+  auto it = ParseLeaseId(lease_id, &number) ? leases_.find(number) : leases_.end();
+  if (it == leases_.end()) {
+    return absl::NotFoundError(
+        absl::StrCat("lease ", lease_id, " is unknown, expired, returned or finished"));
+  }
+  const int returned = KillLease(it);
+  stats_.prompts_returned += returned;
+  return returned;
+}
+
+void PromptPool::Complete(const std::string& lease_id, int64_t prompt_index) {
+  absl::MutexLock lock(&mu_);
+  ExpireOverdue(options_.now());
+  uint64_t number = 0;
+  if (!ParseLeaseId(lease_id, &number)) {
+    ++stats_.ignored_completions;
+    return;
+  }
+  if (auto it = leases_.find(number); it != leases_.end()) {
+    if (!EraseOne(it->second.pending, prompt_index)) {
+      ++stats_.ignored_completions;
+      return;
+    }
+    ++stats_.prompts_completed;
+    --stats_.outstanding;
+    if (it->second.pending.empty()) leases_.erase(it);
+    return;
+  }
+  if (auto it = dead_leases_.find(number); it != dead_leases_.end()) {
+    if (EraseOne(it->second, prompt_index)) {
+      ++stats_.late_completions;
+      if (it->second.empty()) dead_leases_.erase(it);
+      return;
+    }
+  }
+  ++stats_.ignored_completions;
+}
+
+void PromptPool::Close() {
+  absl::MutexLock lock(&mu_);
+  closed_ = true;
+}
+
+PromptPoolStats PromptPool::Stats() const {
+  absl::MutexLock lock(&mu_);
+  PromptPoolStats s = stats_;
+  s.requeued = static_cast<int64_t>(requeued_.size());
+  s.leases_active = static_cast<int64_t>(leases_.size());
+  s.position = position_;
+  return s;
+}
+
+void PromptPool::ExpireOverdue(absl::Time now) {
+  // Leases all last lease_duration, so issue order is expiry order (for a monotonic clock; a
+  // clock that steps back only delays expiry).
+  while (!leases_.empty() && leases_.begin()->second.expiry <= now) {
+    stats_.prompts_expired += KillLease(leases_.begin());
+  }
+}
+
+int PromptPool::KillLease(std::map<uint64_t, LiveLease>::iterator it) {
+  std::vector<int64_t>& pending = it->second.pending;
+  const int n = static_cast<int>(pending.size());
+  requeued_.insert(requeued_.end(), pending.begin(), pending.end());
+  stats_.outstanding -= n;
+  if (n > 0) {
+    dead_leases_.emplace(it->first, std::move(pending));
+    while (dead_leases_.size() > static_cast<size_t>(kRememberedDeadLeases)) {
+      dead_leases_.erase(dead_leases_.begin());
+    }
+  }
+  leases_.erase(it);
+  return n;
+}
+
+}  // namespace rlhf::learner

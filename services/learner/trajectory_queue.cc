@@ -1,0 +1,264 @@
+// Implementation of the trajectory queue: validation, dedup, parking and ack delivery.
+#include "services/learner/trajectory_queue.h"
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/status/status_macros.h"
+
+namespace rlhf::learner {
+namespace {
+
+using rlhf::v1::Ack;
+using rlhf::v1::Trajectory;
+
+// Log-probs are <= 0; this much above 0 is tolerated as float rounding.
+constexpr float kMaxLogProb = 1e-3f;
+
+absl::Status Invalid(const Trajectory& t, const std::string& what) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("trajectory ", t.id().empty() ? "(no id)" : t.id(), ": ", what));
+}
+
+absl::Status CheckTokens(const Trajectory& t, const char* field,
+                         const google::protobuf::RepeatedField<int64_t>& tokens,
+                         int64_t vocab_size) {
+  if (tokens.empty()) return Invalid(t, absl::StrCat(field, " is empty"));
+  for (int i = 0; i < tokens.size(); ++i) {
+    if (tokens[i] < 0 || tokens[i] >= vocab_size) {
+      return Invalid(
+          t, absl::StrCat(field, "[", i, "] = ", tokens[i], " is outside [0, ", vocab_size, ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckLogProbs(const Trajectory& t, const char* field,
+                           const google::protobuf::RepeatedField<float>& logprobs) {
+  if (logprobs.size() != t.response_tokens_size()) {
+    return Invalid(t, absl::StrCat(field, " has ", logprobs.size(), " entries for ",
+                                   t.response_tokens_size(), " response tokens"));
+  }
+  for (int i = 0; i < logprobs.size(); ++i) {
+    if (!std::isfinite(logprobs[i]) || logprobs[i] > kMaxLogProb) {
+      return Invalid(t, absl::StrCat(field, "[", i, "] = ", logprobs[i],
+                                     " is not a log-probability (finite, <= 0)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+Ack MakeAck(const std::string& id, Ack::Outcome outcome, std::string message = "") {
+  Ack ack;
+  ack.set_trajectory_id(id);
+  ack.set_outcome(outcome);
+  ack.set_message(std::move(message));
+  return ack;
+}
+
+}  // namespace
+
+absl::Status ValidateTrajectory(const Trajectory& t, int64_t vocab_size, int64_t max_seq_len) {
+  if (t.id().empty()) return Invalid(t, "id is empty");
+  RLHF_RETURN_IF_ERROR(CheckTokens(t, "prompt_tokens", t.prompt_tokens(), vocab_size));
+  RLHF_RETURN_IF_ERROR(CheckTokens(t, "response_tokens", t.response_tokens(), vocab_size));
+  const int64_t len = int64_t{t.prompt_tokens_size()} + t.response_tokens_size();
+  if (len > max_seq_len) {
+    return Invalid(t, absl::StrCat("prompt_tokens + response_tokens = ", len,
+                                   " tokens exceed max_seq_len ", max_seq_len));
+  }
+  RLHF_RETURN_IF_ERROR(CheckLogProbs(t, "behaviour_logprobs", t.behaviour_logprobs()));
+  RLHF_RETURN_IF_ERROR(CheckLogProbs(t, "ref_logprobs", t.ref_logprobs()));
+  if (!std::isfinite(t.reward())) {
+    return Invalid(t, absl::StrCat("reward = ", t.reward(), " is not finite"));
+  }
+  if (t.policy_version() < 0) {
+    return Invalid(t, absl::StrCat("policy_version = ", t.policy_version(), " is negative"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Validate(const TrajectoryQueueOptions& o) {
+  if (o.capacity < 1 || o.vocab_size < 1 || o.max_seq_len < 2 || o.max_policy_lag < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("trajectory queue needs capacity >= 1, vocab_size >= 1, max_seq_len >= 2, "
+                     "max_policy_lag >= 0; got capacity=",
+                     o.capacity, " vocab_size=", o.vocab_size, " max_seq_len=", o.max_seq_len,
+                     " max_policy_lag=", o.max_policy_lag));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<TrajectoryQueue>> TrajectoryQueue::Create(
+    const TrajectoryQueueOptions& options) {
+  RLHF_RETURN_IF_ERROR(Validate(options));
+  return std::unique_ptr<TrajectoryQueue>(new TrajectoryQueue(options));
+}
+
+TrajectoryQueue::TrajectoryQueue(const TrajectoryQueueOptions& options) : options_(options) {}
+
+bool TrajectoryQueue::IsStale(const Trajectory& t, int64_t current_version) const {
+  return current_version - t.policy_version() > options_.max_policy_lag;
+}
+
+absl::StatusOr<TrajectoryQueue::OfferResult> TrajectoryQueue::Offer(Trajectory t,
+                                                                    int64_t current_version,
+                                                                    Waiter* waiter) {
+  // Validation reads only `t`: done before taking the lock.
+  const absl::Status valid = ValidateTrajectory(t, options_.vocab_size, options_.max_seq_len);
+  const bool stale = IsStale(t, current_version);
+  OfferResult result;
+  absl::MutexLock lock(&mu_);
+  if (closed_) return absl::UnavailableError("trajectory queue closed: the learner is stopping");
+  if (waiter != nullptr && std::any_of(parked_.begin(), parked_.end(),
+                                       [waiter](const Parked& p) { return p.waiter == waiter; })) {
+    return absl::FailedPreconditionError("this producer already has a parked trajectory");
+  }
+  const std::string& id = t.id();
+  if (!id.empty() && seen_ids_.count(id) > 0) {
+    ++ledger_.received;
+    ++ledger_.duplicate;
+    result.ack = MakeAck(id, Ack::DUPLICATE, "already received");
+    return result;
+  }
+  const bool room = queue_.size() < static_cast<size_t>(options_.capacity);
+  if (valid.ok() && !stale && !room && waiter == nullptr) {
+    return absl::ResourceExhaustedError(absl::StrCat("trajectory queue full (", options_.capacity,
+                                                     " waiting) and no waiter to park with"));
+  }
+  ++ledger_.received;
+  if (!id.empty()) seen_ids_.insert(id);
+  if (!valid.ok()) {
+    ++ledger_.invalid;
+    result.ack = MakeAck(id, Ack::INVALID, std::string(valid.message()));
+  } else if (stale) {
+    ++ledger_.stale_on_arrival;
+    result.ack =
+        MakeAck(id, Ack::STALE,
+                absl::StrCat("policy_version ", t.policy_version(), " is ",
+                             current_version - t.policy_version(), " behind ", current_version,
+                             "; max_policy_lag is ", options_.max_policy_lag));
+  } else if (room) {
+    ++ledger_.accepted;
+    result.ack = MakeAck(id, Ack::ACCEPTED);
+    queue_.push_back(std::move(t));
+  } else {
+    result.blocked = true;
+    parked_.push_back(Parked{std::move(t), waiter});
+  }
+  return result;
+}
+
+void TrajectoryQueue::Cancel(Waiter* waiter) {
+  absl::MutexLock lock(&mu_);
+  // Wait out a call of `waiter` on another thread (a call on this thread is the caller itself:
+  // Cancel from inside OnAccepted). The call may have parked a new trajectory: swept below.
+  if (!(delivering_ && delivering_thread_ == std::this_thread::get_id())) {
+    struct Args {
+      TrajectoryQueue* q;
+      Waiter* w;
+    } args{this, waiter};
+    mu_.Await(absl::Condition(
+        +[](Args* a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(a->q->mu_) { return a->q->calling_ != a->w; },
+        &args));
+  }
+  for (auto it = parked_.begin(); it != parked_.end();) {
+    if (it->waiter == waiter) {
+      ++ledger_.cancelled;
+      it = parked_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  // Acks of trajectories already admitted are not delivered (the trajectory stays accepted;
+  // a producer that resends it gets DUPLICATE).
+  notes_.erase(std::remove_if(notes_.begin(), notes_.end(),
+                              [waiter](const Note& n) { return n.waiter == waiter; }),
+               notes_.end());
+}
+
+std::vector<Trajectory> TrajectoryQueue::PopBatch(int n, int64_t current_version,
+                                                  absl::Duration timeout) {
+  std::vector<Trajectory> out;
+  if (n <= 0) return out;
+  {
+    absl::MutexLock lock(&mu_);
+    struct Args {
+      TrajectoryQueue* q;
+      size_t want;
+    } args{this, static_cast<size_t>(std::min(n, options_.capacity))};
+    mu_.AwaitWithTimeout(absl::Condition(
+                             +[](Args* a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(a->q->mu_) {
+                               return a->q->closed_ || a->q->queue_.size() >= a->want;
+                             },
+                             &args),
+                         timeout);
+    while (out.size() < static_cast<size_t>(n) && !queue_.empty()) {
+      Trajectory t = std::move(queue_.front());
+      queue_.pop_front();
+      AdmitParked();
+      if (IsStale(t, current_version)) {
+        ++ledger_.stale_at_pop;
+      } else {
+        ++ledger_.consumed;
+        out.push_back(std::move(t));
+      }
+    }
+  }
+  DeliverNotes();
+  return out;
+}
+
+void TrajectoryQueue::AdmitParked() {
+  while (!parked_.empty() && queue_.size() < static_cast<size_t>(options_.capacity)) {
+    Parked p = std::move(parked_.front());
+    parked_.pop_front();
+    ++ledger_.accepted;
+    notes_.push_back(Note{p.waiter, MakeAck(p.trajectory.id(), Ack::ACCEPTED)});
+    queue_.push_back(std::move(p.trajectory));
+  }
+}
+
+void TrajectoryQueue::DeliverNotes() {
+  mu_.Lock();
+  if (delivering_) {  // that thread delivers ours too, in order
+    mu_.Unlock();
+    return;
+  }
+  delivering_ = true;
+  delivering_thread_ = std::this_thread::get_id();
+  while (!notes_.empty()) {
+    Note note = std::move(notes_.front());
+    notes_.pop_front();
+    calling_ = note.waiter;
+    mu_.Unlock();
+    note.waiter->OnAccepted(note.ack);
+    mu_.Lock();
+    calling_ = nullptr;
+  }
+  delivering_ = false;
+  delivering_thread_ = std::thread::id();
+  mu_.Unlock();
+}
+
+void TrajectoryQueue::Close() {
+  absl::MutexLock lock(&mu_);
+  closed_ = true;
+}
+
+TrajectoryLedger TrajectoryQueue::Ledger() const {
+  absl::MutexLock lock(&mu_);
+  TrajectoryLedger l = ledger_;
+  l.queued = static_cast<int64_t>(queue_.size());
+  l.parked = static_cast<int64_t>(parked_.size());
+  return l;
+}
+
+int64_t TrajectoryQueue::size() const {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int64_t>(queue_.size());
+}
+
+}  // namespace rlhf::learner

@@ -1,0 +1,179 @@
+// The learner's trajectory queue: the bounded FIFO between the PushTrajectories streams
+// (producers, gRPC reactions that must never block) and the PPO trainer (consumer). It validates
+// and deduplicates trajectories, drops stale ones, keeps the ledger, and applies backpressure by
+// parking a producer's trajectory until there is room.
+//
+// Protocol:
+//  1. Offer() judges a trajectory at once, in this order: an id seen before is DUPLICATE; one
+//     failing ValidateTrajectory is INVALID; one more than max_policy_lag versions behind is
+//     STALE; otherwise it is ACCEPTED when there is room. Every non-empty id offered is
+//     remembered, whatever the outcome, so a resent trajectory is judged once.
+//  2. When the queue is full the trajectory is parked with its Waiter (OfferResult.blocked; no
+//     ack yet). The producer stops reading its stream until the waiter is called.
+//  3. PopBatch() takes trajectories in FIFO order, drops those that have become stale, and
+//     admits parked trajectories into the freed room in the order they were parked. It then
+//     calls each admitted trajectory's Waiter::OnAccepted with an ACCEPTED ack, outside the
+//     queue's lock, one call at a time, in admission order.
+//  4. Cancel(waiter) (the stream is closing) drops the waiter's parked trajectory, if any, as
+//     "cancelled", discards an undelivered ack of it, and waits for a call of the waiter that is
+//     in progress on another thread; after it returns the waiter is never called again.
+//  5. Close() wakes PopBatch; Offer then fails with UNAVAILABLE. PopBatch keeps draining what is
+//     queued without waiting, and parked trajectories are still admitted.
+//
+// Ledger (TrajectoryLedger), exact identities whenever the lock is free:
+//     received == accepted + duplicate + invalid + stale_on_arrival + parked + cancelled
+//     accepted == consumed + stale_at_pop + queued
+// (`accepted` includes parked trajectories admitted later.)
+//
+// Memory: every id ever offered is kept in a hash set for deduplication, about
+// id length + 40 bytes each (~64 MB for a million trajectories with 20-byte ids).
+//
+// Thread-safe.
+#ifndef RLHF_SERVICES_LEARNER_TRAJECTORY_QUEUE_H_
+#define RLHF_SERVICES_LEARNER_TRAJECTORY_QUEUE_H_
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <thread>
+#include <unordered_set>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "rlhf/v1/services.pb.h"
+#include "rlhf/v1/trajectory.pb.h"
+
+namespace rlhf::learner {
+
+// Returns OK when `t` is well-formed: non-empty id, prompt and response tokens; token ids in
+// [0, vocab_size); len(prompt) + len(response) <= max_seq_len; behaviour_logprobs and
+// ref_logprobs with one finite entry <= 1e-3 per response token; a finite reward;
+// policy_version >= 0. Otherwise INVALID_ARGUMENT "trajectory <id>: <field> ...".
+absl::Status ValidateTrajectory(const rlhf::v1::Trajectory& t, int64_t vocab_size,
+                                int64_t max_seq_len);
+
+struct TrajectoryQueueOptions {
+  /// Most accepted trajectories waiting for the trainer (LearnerConfig.max_queue).
+  int capacity = 256;
+  /// Token ids must be in [0, vocab_size).
+  int64_t vocab_size = 0;
+  /// Prompt plus response tokens at most (the policy's context).
+  int64_t max_seq_len = 0;
+  /// A trajectory of version v is kept at version u only if u - v <= max_policy_lag.
+  int64_t max_policy_lag = 1;
+};
+
+absl::Status Validate(const TrajectoryQueueOptions& options);
+
+// The ledger; see the identities in the file comment.
+struct TrajectoryLedger {
+  int64_t received = 0;  // Offer() calls before Close() (not the refused ones)
+  int64_t accepted = 0;  // queued at once or admitted from parked
+  int64_t duplicate = 0;
+  int64_t invalid = 0;
+  int64_t stale_on_arrival = 0;  // STALE acks
+  int64_t stale_at_pop = 0;      // accepted, then too old when popped: dropped
+  int64_t cancelled = 0;         // parked, then dropped by Cancel()
+  int64_t consumed = 0;          // returned by PopBatch()
+  int64_t queued = 0;            // accepted and waiting
+  int64_t parked = 0;            // waiting for room
+};
+
+class TrajectoryQueue {
+ public:
+  // A producer's callback for a parked trajectory. Implemented by the stream reactor.
+  class Waiter {
+   public:
+    virtual ~Waiter() = default;
+    // Called once when the producer's parked trajectory is accepted, on a PopBatch() thread,
+    // without the queue's lock: it may call Offer() (the next trajectory), Cancel() and Close(),
+    // not PopBatch(). It must not block (in particular not on a lock that a thread holds while
+    // it calls Cancel(this): Cancel waits for this call to return).
+    virtual void OnAccepted(const rlhf::v1::Ack& ack) = 0;
+  };
+
+  struct OfferResult {
+    rlhf::v1::Ack ack;     // the verdict; meaningless while blocked
+    bool blocked = false;  // parked: the ack comes later through the Waiter
+  };
+
+  static absl::StatusOr<std::unique_ptr<TrajectoryQueue>> Create(
+      const TrajectoryQueueOptions& options);
+
+  TrajectoryQueue(const TrajectoryQueue&) = delete;
+  TrajectoryQueue& operator=(const TrajectoryQueue&) = delete;
+
+  // Judges `t` against the policy version `current_version` (protocol steps 1 and 2).
+  // REQUIRES: `waiter` has no parked trajectory (else FAILED_PRECONDITION, nothing counted) and
+  // outlives its parked trajectory or its Cancel(). A null waiter parks nothing: a full queue
+  // is then RESOURCE_EXHAUSTED and nothing is counted or remembered.
+  // Errors: UNAVAILABLE after Close() (nothing counted).
+  absl::StatusOr<OfferResult> Offer(rlhf::v1::Trajectory t, int64_t current_version, Waiter* waiter)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Drops `waiter`'s parked trajectory, if any (protocol step 4). When it returns, `waiter`
+  // will not be called again and may be destroyed. Idempotent; for waiters with nothing
+  // parked it only waits out a call in progress.
+  void Cancel(Waiter* waiter) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Returns up to `n` trajectories, oldest first, none older than max_policy_lag versions
+  // behind `current_version` (those are dropped as stale_at_pop). Waits until min(n, capacity)
+  // are queued, `timeout` passes or Close() is called; may return fewer, possibly none. Then
+  // delivers the acks of admitted parked trajectories (protocol step 3).
+  std::vector<rlhf::v1::Trajectory> PopBatch(int n, int64_t current_version, absl::Duration timeout)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Wakes PopBatch and refuses later Offers (protocol step 5). Idempotent.
+  void Close() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Returns the ledger.
+  TrajectoryLedger Ledger() const ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Returns the number of accepted trajectories waiting.
+  int64_t size() const ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  struct Parked {
+    rlhf::v1::Trajectory trajectory;
+    Waiter* waiter;
+  };
+  struct Note {  // an ack to deliver
+    Waiter* waiter;
+    rlhf::v1::Ack ack;
+  };
+
+  explicit TrajectoryQueue(const TrajectoryQueueOptions& options);
+
+  bool IsStale(const rlhf::v1::Trajectory& t, int64_t current_version) const;
+  // Moves parked trajectories into free room, queueing their notes.
+  void AdmitParked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Calls the waiters of queued notes unless another thread is already doing so. Takes and
+  // releases mu_ around each call.
+  void DeliverNotes() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Constant after construction.
+  const TrajectoryQueueOptions options_;
+
+  // State below is protected by mu_.
+  mutable absl::Mutex mu_;
+  std::deque<rlhf::v1::Trajectory> queue_ ABSL_GUARDED_BY(mu_);
+  // Invariant: parked_ is empty or queue_ is full.
+  std::deque<Parked> parked_ ABSL_GUARDED_BY(mu_);
+  std::unordered_set<std::string> seen_ids_ ABSL_GUARDED_BY(mu_);
+  std::deque<Note> notes_ ABSL_GUARDED_BY(mu_);
+  // The thread delivering notes (one at a time) and the waiter it is calling now, if any.
+  bool delivering_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread::id delivering_thread_ ABSL_GUARDED_BY(mu_);
+  Waiter* calling_ ABSL_GUARDED_BY(mu_) = nullptr;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  TrajectoryLedger ledger_ ABSL_GUARDED_BY(mu_);  // queued/parked filled by Ledger()
+};
+
+}  // namespace rlhf::learner
+
+#endif  // RLHF_SERVICES_LEARNER_TRAJECTORY_QUEUE_H_

@@ -1,0 +1,62 @@
+#include "services/learner/weight_store.h"
+
+#include "absl/strings/str_cat.h"
+#include "glog/logging.h"
+
+namespace rlhf::learner {
+
+WeightStore::WeightStore(int keep) : keep_(keep) { CHECK_GE(keep, 1); }
+
+void WeightStore::Publish(int64_t version,
+                          const std::vector<std::pair<std::string, torch::Tensor>>& tensors) {
+  auto published = std::make_shared<PublishedVersion>();
+  published->version = version;
+  for (const auto& [name, tensor] : tensors) {
+    torch::Tensor copy = tensor.detach().to(torch::kCPU).contiguous().clone();
+    published->total_bytes += static_cast<int64_t>(copy.nbytes());
+    published->tensors.emplace_back(name, std::move(copy));
+  }
+  absl::MutexLock notify(&notify_mu_);
+  std::vector<Watcher*> watchers;
+  {
+    absl::MutexLock lock(&mu_);
+    CHECK(versions_.empty() || version > versions_.back()->version)
+        << "versions must increase: " << version;
+    versions_.push_back(published);
+    while (static_cast<int>(versions_.size()) > keep_) versions_.pop_front();
+    watchers.assign(watchers_.begin(), watchers_.end());
+  }
+  for (Watcher* w : watchers) w->OnPublished(version, published->total_bytes);
+}
+
+absl::StatusOr<std::shared_ptr<const PublishedVersion>> WeightStore::Get(int64_t version) const {
+  absl::MutexLock lock(&mu_);
+  if (versions_.empty()) return absl::NotFoundError("no policy version published yet");
+  if (version <= 0) return versions_.back();
+  for (const auto& v : versions_) {
+    if (v->version == version) return v;
+  }
+  return absl::FailedPreconditionError(
+      absl::StrCat("policy version ", version, " is not kept (kept: ", versions_.front()->version,
+                   "..", versions_.back()->version, ")"));
+}
+
+int64_t WeightStore::latest() const {
+  absl::MutexLock lock(&mu_);
+  return versions_.empty() ? -1 : versions_.back()->version;
+}
+
+std::pair<int64_t, int64_t> WeightStore::AddWatcher(Watcher* watcher) {
+  absl::MutexLock lock(&mu_);
+  watchers_.insert(watcher);
+  if (versions_.empty()) return {-1, 0};
+  return {versions_.back()->version, versions_.back()->total_bytes};
+}
+
+void WeightStore::RemoveWatcher(Watcher* watcher) {
+  absl::MutexLock notify(&notify_mu_);
+  absl::MutexLock lock(&mu_);
+  watchers_.erase(watcher);
+}
+
+}  // namespace rlhf::learner
