@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/generate_command.h"
+#include "cli/local_command.h"
 #include "common/logging/logging.h"
 #include "common/runtime/runtime.h"
 
@@ -16,6 +17,8 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   rlhf::cli::GenerateArgs generate;
   CLI::App* generate_cmd = rlhf::cli::AddGenerateCommand(app, generate);
+  rlhf::cli::LocalArgs local;
+  CLI::App* local_cmd = rlhf::cli::AddLocalCommand(app, local);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -27,6 +30,7 @@ int main(int argc, char** argv) {
   }
   absl::Status status;
   if (generate_cmd->parsed()) status = rlhf::cli::RunGenerate(generate);
+  if (local_cmd->parsed()) status = rlhf::cli::RunLocal(local);
   if (!status.ok()) {
     std::fprintf(stderr, "rlhf: error: %s\n", status.ToString().c_str());
     return 1;

@@ -79,6 +79,22 @@ TEST_F(RewardServiceTest, RulesScoreResponses) {
   EXPECT_NEAR(resp.scores(2), 0.25 - 2.0, 1e-6);
 }
 
+TEST_F(RewardServiceTest, TextShareIsTheShareOfBytesInOccurrencesOfTheWord) {
+  auto scorer = CreateRuleScorer({Rule(RewardRule::TEXT_SHARE, 2.0, "ver")});
+  ASSERT_TRUE(scorer.ok()) << scorer.status();
+  Serve(std::move(*scorer));
+  rlhf::v1::ScoreRequest req;
+  AddText(&req, "xververx");  // 2 occurrences * 3 bytes / 8 bytes
+  AddText(&req, "vvvv");
+  AddText(&req, "ver");
+  rlhf::v1::ScoreResponse resp;
+  ASSERT_TRUE(Call(req, &resp).ok());
+  ASSERT_EQ(resp.scores_size(), 3);
+  EXPECT_NEAR(resp.scores(0), 2.0 * 6 / 8, 1e-6);
+  EXPECT_NEAR(resp.scores(1), 0.0, 1e-6);
+  EXPECT_NEAR(resp.scores(2), 2.0, 1e-6);
+}
+
 TEST_F(RewardServiceTest, BadRulesAreRejected) {
   EXPECT_EQ(CreateRuleScorer({}).status().code(), absl::StatusCode::kInvalidArgument);
   auto no_word = CreateRuleScorer({Rule(RewardRule::WORD_RATE, 1.0)});

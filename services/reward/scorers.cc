@@ -50,6 +50,15 @@ class RuleScorer final : public Scorer {
         return std::min(1.0, static_cast<double>(text.size()) / rule.target_length());
       case RewardRule::CONTAINS:
         return text.find(rule.word()) != std::string::npos ? 1 : 0;
+      case RewardRule::TEXT_SHARE: {
+        if (text.empty()) return 0;
+        size_t hits = 0;
+        for (size_t at = text.find(rule.word()); at != std::string::npos;
+             at = text.find(rule.word(), at + rule.word().size())) {
+          ++hits;
+        }
+        return static_cast<double>(hits * rule.word().size()) / text.size();
+      }
       default:
         return 0;
     }
@@ -66,6 +75,7 @@ absl::Status CheckRule(size_t i, const RewardRule& rule) {
   switch (rule.kind()) {
     case RewardRule::WORD_RATE:
     case RewardRule::CONTAINS:
+    case RewardRule::TEXT_SHARE:
       if (rule.word().empty()) return bad("needs a non-empty 'word'");
       return absl::OkStatus();
     case RewardRule::REGEX_MATCH:
@@ -75,7 +85,7 @@ absl::Status CheckRule(size_t i, const RewardRule& rule) {
       if (rule.target_length() <= 0) return bad("needs 'target_length' > 0");
       return absl::OkStatus();
     default:
-      return bad("'kind' must be one of WORD_RATE, REGEX_MATCH, LENGTH, CONTAINS");
+      return bad("'kind' must be one of WORD_RATE, REGEX_MATCH, LENGTH, CONTAINS, TEXT_SHARE");
   }
 }
 

@@ -1,0 +1,254 @@
+#include "cli/local_command.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "common/config/config.h"
+#include "common/launch/service_process.h"
+#include "common/status/status_macros.h"
+#include "rlhf/v1/config.pb.h"
+
+namespace rlhf::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using launch::ServiceProcess;
+
+volatile sig_atomic_t g_signal = 0;
+void OnSignal(int sig) { g_signal = sig; }
+
+absl::Status Check(const rlhf::v1::LocalConfig& c) {
+  auto bad = [](absl::string_view what) {
+    return absl::InvalidArgumentError(absl::StrCat("local config: ", what));
+  };
+  if (c.rollout_workers() < 1) return bad("rollout_workers must be >= 1");
+  if (c.learner().policy().empty()) return bad("learner.policy is required");
+  if (c.learner().tokenizer().empty()) return bad("learner.tokenizer is required");
+  if (c.learner().prompts().empty()) return bad("learner.prompts is required");
+  if (c.rollout().model().empty()) return bad("rollout.model is required");
+  if (c.reference().model().empty()) return bad("reference.model is required");
+  if (c.reward().model().empty() && c.reward().rules_size() == 0) {
+    return bad("reward needs a model or rules");
+  }
+  if (!(c.start_timeout_seconds() > 0)) return bad("start_timeout_seconds must be > 0");
+  return absl::OkStatus();
+}
+
+// The service binary `name`: in bin_dir when set, else next to this executable (installed
+// layout) or in the build tree's services/<name>/ beside cli/.
+absl::StatusOr<std::string> FindBinary(const std::string& bin_dir, const std::string& name) {
+  std::vector<fs::path> candidates;
+  if (!bin_dir.empty()) {
+    candidates.push_back(fs::path(bin_dir) / name);
+  } else {
+    std::error_code ec;
+    const fs::path self = fs::read_symlink("/proc/self/exe", ec);
+    if (ec) return absl::InternalError("cannot find this executable's directory");
+    candidates.push_back(self.parent_path() / name);
+    candidates.push_back(self.parent_path().parent_path() / "services" / name / name);
+  }
+  for (const fs::path& p : candidates) {
+    if (access(p.c_str(), X_OK) == 0) return p.string();
+  }
+  return absl::NotFoundError(absl::StrCat("no '", name, "' binary at ", candidates.front().string(),
+                                          bin_dir.empty() ? " or in the build tree" : ""));
+}
+
+absl::Status WriteConfig(const std::string& path, const google::protobuf::Message& config) {
+  std::ofstream out(path);
+  out << config::ConfigToJson(config) << "\n";
+  if (!out.good()) return absl::InternalError(absl::StrCat("cannot write ", path));
+  return absl::OkStatus();
+}
+
+// Children in start order; stopped in reverse.
+class Fleet {
+ public:
+  Fleet(std::string run_dir, std::string bin_dir, absl::Duration start_timeout)
+      : run_dir_(std::move(run_dir)), bin_dir_(std::move(bin_dir)), timeout_(start_timeout) {}
+  ~Fleet() { StopAll(); }
+
+  absl::StatusOr<ServiceProcess*> Start(const std::string& name, const std::string& binary,
+                                        const google::protobuf::Message& config,
+                                        const std::string& health_service) {
+    RLHF_ASSIGN_OR_RETURN(std::string path, FindBinary(bin_dir_, binary));
+    const std::string config_path = absl::StrCat(run_dir_, "/", name, ".json");
+    RLHF_RETURN_IF_ERROR(WriteConfig(config_path, config));
+    launch::ServiceProcessOptions o;
+    o.name = name;
+    o.binary = path;
+    o.config_path = config_path;
+    o.log_path = absl::StrCat(run_dir_, "/", name, ".log");
+    o.health_service = health_service;
+    o.start_timeout = timeout_;
+    RLHF_ASSIGN_OR_RETURN(auto child, ServiceProcess::Start(o));
+    std::fprintf(stderr, "rlhf local: %-10s serving on %s (metrics :%d, log %s)\n", name.c_str(),
+                 child->address().c_str(), child->metrics_port(), o.log_path.c_str());
+    children_.push_back(std::move(child));
+    return children_.back().get();
+  }
+
+  // A child other than `except` that has exited, if any.
+  ServiceProcess* FindExited(const ServiceProcess* except, int* code) {
+    for (auto& c : children_) {
+      if (c.get() == except) continue;
+      auto polled = c->Poll();
+      if (polled.ok()) {
+        *code = *polled;
+        return c.get();
+      }
+    }
+    return nullptr;
+  }
+
+  void StopAll() {
+    for (auto it = children_.rbegin(); it != children_.rend(); ++it) {
+      auto code = (*it)->Stop(absl::Seconds(15));
+      if (code.ok() && *code != 0 && *code != 128 + SIGTERM) {
+        std::fprintf(stderr, "rlhf local: %s exited with %d\n", (*it)->name().c_str(), *code);
+      }
+    }
+    children_.clear();
+  }
+
+ private:
+  const std::string run_dir_;
+  const std::string bin_dir_;
+  const absl::Duration timeout_;
+  std::vector<std::unique_ptr<ServiceProcess>> children_;
+};
+
+std::string ProgressLine(const nlohmann::json& e, int total_steps) {
+  const nlohmann::json& l = e["ledger"];
+  return absl::StrFormat(
+      "step %d/%d  reward %.4f  kl %.4f  kl_coef %.4f  clipfrac %.3f  entropy %.3f  "
+      "vf_loss %.4f  len %.1f  %.2fs  | trajectories accepted %d consumed %d dropped %d",
+      e.value("step", 0), total_steps, e.value("reward_mean", 0.0), e.value("kl_mean", 0.0),
+      e.value("kl_coef", 0.0), e.value("clipfrac", 0.0), e.value("entropy", 0.0),
+      e.value("value_loss", 0.0), e.value("response_length_mean", 0.0),
+      e.value("step_seconds", 0.0), l.value("accepted", 0), l.value("consumed", 0),
+      l.value("duplicate", 0) + l.value("invalid", 0) + l.value("stale", 0) +
+          l.value("cancelled", 0));
+}
+
+absl::Status Failed(ServiceProcess* child, int code) {
+  return absl::AbortedError(absl::StrCat(child->name(), " exited with status ", code,
+                                         "; last lines of ", child->log_path(), ":\n",
+                                         launch::TailOfFile(child->log_path())));
+}
+
+absl::Status RunFleet(const rlhf::v1::LocalConfig& c, const std::string& run_dir) {
+  Fleet fleet(run_dir, c.bin_dir(), absl::Seconds(c.start_timeout_seconds()));
+
+  rlhf::v1::RewardConfig reward = c.reward();
+  reward.mutable_server()->set_listen_address("127.0.0.1:0");
+  RLHF_ASSIGN_OR_RETURN(ServiceProcess * reward_proc,
+                        fleet.Start("reward", "reward", reward, "rlhf.v1.Reward"));
+  rlhf::v1::ReferenceConfig reference = c.reference();
+  reference.mutable_server()->set_listen_address("127.0.0.1:0");
+  RLHF_ASSIGN_OR_RETURN(ServiceProcess * reference_proc,
+                        fleet.Start("reference", "reference", reference, "rlhf.v1.Reference"));
+  rlhf::v1::LearnerConfig learner = c.learner();
+  learner.mutable_server()->set_listen_address("127.0.0.1:0");
+  if (!learner.server().has_shutdown_grace_seconds()) {
+    learner.mutable_server()->set_shutdown_grace_seconds(1);
+  }
+  if (learner.checkpoint_dir().empty()) learner.set_checkpoint_dir(run_dir + "/checkpoints");
+  RLHF_ASSIGN_OR_RETURN(ServiceProcess * learner_proc,
+                        fleet.Start("learner", "learner", learner, "rlhf.v1.Learner"));
+  for (int i = 0; i < c.rollout_workers(); ++i) {
+    rlhf::v1::RolloutConfig rollout = c.rollout();
+    rollout.mutable_server()->set_listen_address("127.0.0.1:0");
+    rlhf::v1::WorkerConfig* w = rollout.mutable_worker();
+    w->set_learner(learner_proc->address());
+    w->set_reward(reward_proc->address());
+    w->set_reference(reference_proc->address());
+    w->set_worker_id(absl::StrCat("worker-", i));
+    RLHF_RETURN_IF_ERROR(
+        fleet.Start(absl::StrCat("rollout-", i), "rollout", rollout, "rlhf.v1.Rollout").status());
+  }
+  std::printf("rlhf local: %d rollout workers; %d PPO steps of %d trajectories; run directory %s\n",
+              c.rollout_workers(), learner.total_steps(), learner.ppo().batch_size(),
+              run_dir.c_str());
+  std::fflush(stdout);
+
+  std::ofstream steps(run_dir + "/steps.jsonl");
+  bool done = false;
+  while (!done) {
+    if (g_signal != 0) {
+      std::printf("rlhf local: signal %d, stopping every process\n", static_cast<int>(g_signal));
+      return absl::CancelledError(absl::StrCat("interrupted by signal ", g_signal));
+    }
+    int code = 0;
+    if (ServiceProcess* gone = fleet.FindExited(learner_proc, &code)) return Failed(gone, code);
+    auto line = learner_proc->ReadLine(absl::Milliseconds(500));
+    if (absl::IsDeadlineExceeded(line.status())) continue;
+    if (!line.ok()) {  // the learner closed stdout: it exited
+      auto exit = learner_proc->process().Wait(absl::Seconds(30));
+      return Failed(learner_proc, exit.ok() ? *exit : -1);
+    }
+    steps << *line << "\n" << std::flush;
+    nlohmann::json event = nlohmann::json::parse(*line, nullptr, /*allow_exceptions=*/false);
+    if (event.is_discarded() || !event.is_object()) continue;
+    const std::string kind = event.value("event", "");
+    if (kind == "step") {
+      std::printf("%s\n", ProgressLine(event, learner.total_steps()).c_str());
+    } else if (kind == "done") {
+      std::printf("rlhf local: done after %d steps; ledger %s\n", event.value("step", 0),
+                  event["ledger"].dump().c_str());
+      done = true;
+    }
+    std::fflush(stdout);
+  }
+  auto exit = learner_proc->process().Wait(absl::Seconds(60));
+  if (!exit.ok() || *exit != 0) return Failed(learner_proc, exit.ok() ? *exit : -1);
+  fleet.StopAll();
+  std::printf("rlhf local: final checkpoint in %s, logs in %s\n",
+              learner.checkpoint_dir().c_str(), run_dir.c_str());
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+CLI::App* AddLocalCommand(CLI::App& app, LocalArgs& args) {
+  CLI::App* cmd = app.add_subcommand(
+      "local", "Run the PPO loop on this machine: learner, rollout workers, reward and "
+               "reference as separate processes on loopback");
+  cmd->add_option("--config", args.config, "LocalConfig file (YAML or JSON)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--set", args.overrides, "Override a config field: path.to.field=value");
+  return cmd;
+}
+
+absl::Status RunLocal(const LocalArgs& args) {
+  rlhf::v1::LocalConfig c;
+  RLHF_RETURN_IF_ERROR(config::LoadConfig(args.config, args.overrides, &c));
+  RLHF_RETURN_IF_ERROR(Check(c));
+  std::string run_dir = c.run_dir();
+  if (run_dir.empty()) {
+    run_dir = absl::StrCat("runs/", absl::FormatTime("%Y%m%d-%H%M%S", absl::Now(),
+                                                     absl::UTCTimeZone()));
+  }
+  std::error_code ec;
+  fs::create_directories(run_dir, ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot create ", run_dir, ": ", ec.message()));
+  struct sigaction sa = {};
+  sa.sa_handler = OnSignal;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  return RunFleet(c, run_dir);
+}
+
+}  // namespace rlhf::cli

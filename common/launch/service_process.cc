@@ -1,0 +1,78 @@
+#include "common/launch/service_process.h"
+
+#include <signal.h>
+
+#include <deque>
+#include <fstream>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/grpc/server.h"
+
+namespace rlhf::launch {
+
+std::string TailOfFile(const std::string& path, int max_lines) {
+  std::ifstream in(path);
+  std::deque<std::string> lines;
+  for (std::string line; std::getline(in, line);) {
+    lines.push_back(line);
+    if (static_cast<int>(lines.size()) > max_lines) lines.pop_front();
+  }
+  return absl::StrJoin(lines, "\n");
+}
+
+absl::StatusOr<std::unique_ptr<ServiceProcess>> ServiceProcess::Start(
+    const ServiceProcessOptions& options) {
+  std::vector<std::string> argv = {options.binary, "--config", options.config_path, "--port-file",
+                                   "/dev/stdout"};
+  for (const std::string& o : options.overrides) {
+    argv.push_back("--set");
+    argv.push_back(o);
+  }
+  process::SubprocessOptions sub;
+  sub.stderr_path = options.log_path;
+  auto child = process::Subprocess::Start(argv, sub);
+  if (!child.ok()) {
+    return absl::Status(child.status().code(),
+                        absl::StrCat(options.name, ": ", child.status().message()));
+  }
+  std::unique_ptr<ServiceProcess> p(new ServiceProcess(options, std::move(*child)));
+  if (absl::Status s = p->AwaitServing(); !s.ok()) {
+    return absl::Status(s.code(), absl::StrCat(options.name, " did not start: ", s.message(),
+                                               "\n--- last lines of ", options.log_path, ":\n",
+                                               TailOfFile(options.log_path)));
+  }
+  return p;
+}
+
+absl::Status ServiceProcess::AwaitServing() {
+  const absl::Time deadline = absl::Now() + options_.start_timeout;
+  for (int* port : {&port_, &metrics_port_}) {
+    auto line = process_->ReadLine(deadline - absl::Now());
+    if (!line.ok()) {
+      return absl::IsOutOfRange(line.status())
+                 ? absl::UnavailableError("exited before reporting its ports")
+                 : line.status();
+    }
+    if (!absl::SimpleAtoi(*line, port)) {
+      return absl::InternalError(absl::StrCat("expected a port on stdout, got '", *line, "'"));
+    }
+  }
+  channel_ = grpc_util::CreateChannel(address());
+  return grpc_util::WaitForServing(channel_, options_.health_service, deadline);
+}
+
+ServiceProcess::~ServiceProcess() = default;
+
+std::string ServiceProcess::address() const { return absl::StrCat("127.0.0.1:", port_); }
+
+absl::StatusOr<int> ServiceProcess::Stop(absl::Duration grace) {
+  process_->Signal(SIGTERM);
+  auto code = process_->Wait(grace);
+  if (code.ok()) return code;
+  process_->Signal(SIGKILL);
+  return process_->Wait(absl::Seconds(10));
+}
+
+}  // namespace rlhf::launch
