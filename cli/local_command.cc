@@ -138,7 +138,8 @@ std::string ProgressLine(const nlohmann::json& e, int total_steps) {
       e.value("kl_coef", 0.0), e.value("clipfrac", 0.0), e.value("entropy", 0.0),
       e.value("value_loss", 0.0), e.value("response_length_mean", 0.0),
       e.value("step_seconds", 0.0), l.value("accepted", 0), l.value("consumed", 0),
-      l.value("duplicate", 0) + l.value("invalid", 0) + l.value("stale", 0) +
+      l.value("duplicate", 0) + l.value("invalid", 0) + l.value("stale_on_arrival", 0) +
+          l.value("stale_at_pop", 0) +
           l.value("cancelled", 0));
 }
 

@@ -190,6 +190,24 @@ TEST(ConfigTest, ConfigToJsonShowsDefaults) {
   EXPECT_FALSE(config.has_server()) << "the argument is not modified";
 }
 
+TEST(ConfigTest, ConfigToJsonReadsBackAsTheSameConfig) {
+  // The launcher writes each child's config with ConfigToJson; 64-bit integers come out quoted
+  // (proto3 JSON) and must read back.
+  rlhf::v1::LearnerConfig config;
+  config.set_policy("model.bin");
+  config.set_seed(18446744073709551615ULL);
+  config.mutable_ppo()->set_batch_size(32);
+  rlhf::v1::LearnerConfig back;
+  ASSERT_TRUE(
+      LoadConfigFromString(ConfigToJson(config), ConfigFormat::kJson, {}, &back).ok());
+  EXPECT_EQ(back.seed(), config.seed());
+  EXPECT_EQ(back.policy(), "model.bin");
+  EXPECT_EQ(back.ppo().batch_size(), 32);
+  EXPECT_EQ(back.ppo().seed(), 1u);
+  rlhf::v1::LearnerConfig bad;
+  EXPECT_FALSE(LoadConfigFromString(R"({"seed": "x1"})", ConfigFormat::kJson, {}, &bad).ok());
+}
+
 TEST(ConfigTest, OverridesNestedScalarsEnumsAndLists) {
   rlhf::v1::RewardConfig config;
   std::vector<std::string> all = {
@@ -269,7 +287,7 @@ TEST(ConfigErrorTest, BadEnumNames) {
                     HasSubstr("bad value 'WORD_RAT' for enum rlhf.v1.RewardRule.Kind"),
                     HasSubstr("did you mean 'WORD_RATE'?"),
                     HasSubstr("(valid: KIND_UNSPECIFIED, WORD_RATE, REGEX_MATCH, LENGTH, "
-                              "CONTAINS)")));
+                              "CONTAINS, TEXT_SHARE)")));
 }
 
 TEST(ConfigErrorTest, SyntaxAndDuplicates) {

@@ -13,9 +13,13 @@ struct RolloutService::Item {
   model::SamplingOptions sampling;  // seed = this prompt's own seed
 };
 
-namespace {
+// One prompt's generation and the policy version that produced it.
+struct RolloutService::Result {
+  rlhf::v1::Generation generation;
+  int64_t policy_version = -1;
+};
 
-model::SamplingOptions FromParams(const rlhf::v1::SamplingParams& p) {
+model::SamplingOptions SamplingOptionsFromProto(const rlhf::v1::SamplingParams& p) {
   model::SamplingOptions o;
   o.temperature = p.temperature();
   o.top_k = p.top_k();
@@ -25,6 +29,8 @@ model::SamplingOptions FromParams(const rlhf::v1::SamplingParams& p) {
   o.seed = p.seed();
   return o;
 }
+
+namespace {
 
 // Items that can share one engine call: everything but the seed equal.
 auto GroupKey(const model::SamplingOptions& o) {
@@ -41,26 +47,24 @@ absl::Status Validate(const RolloutServiceOptions& o) {
 }
 
 absl::StatusOr<std::unique_ptr<RolloutService>> RolloutService::Create(
-    std::unique_ptr<model::GenerationEngine> engine,
-    std::unique_ptr<tokenizer::Tokenizer> tokenizer, int64_t policy_version,
+    std::shared_ptr<PolicyHolder> policy, std::unique_ptr<tokenizer::Tokenizer> tokenizer,
     const RolloutServiceOptions& options) {
   if (absl::Status s = Validate(options); !s.ok()) return s;
-  if (engine == nullptr) return absl::InvalidArgumentError("no generation engine");
-  if (tokenizer != nullptr && tokenizer->vocab_size() != engine->config().vocab_size) {
+  if (policy == nullptr) return absl::InvalidArgumentError("no policy");
+  if (tokenizer != nullptr && tokenizer->vocab_size() != policy->config().vocab_size) {
     return absl::InvalidArgumentError(absl::StrCat("tokenizer has ", tokenizer->vocab_size(),
                                                    " tokens, the model ",
-                                                   engine->config().vocab_size));
+                                                   policy->config().vocab_size));
   }
   return std::unique_ptr<RolloutService>(
-      new RolloutService(std::move(engine), std::move(tokenizer), policy_version, options));
+      new RolloutService(std::move(policy), std::move(tokenizer), options));
 }
 
-RolloutService::RolloutService(std::unique_ptr<model::GenerationEngine> engine,
+RolloutService::RolloutService(std::shared_ptr<PolicyHolder> policy,
                                std::unique_ptr<tokenizer::Tokenizer> tokenizer,
-                               int64_t policy_version, const RolloutServiceOptions& options)
-    : options_(options), engine_(std::move(engine)), tokenizer_(std::move(tokenizer)),
-      policy_version_(policy_version) {
-  batcher_ = std::make_unique<batching::DynamicBatcher<Item, rlhf::v1::Generation>>(
+                               const RolloutServiceOptions& options)
+    : options_(options), policy_(std::move(policy)), tokenizer_(std::move(tokenizer)) {
+  batcher_ = std::make_unique<batching::DynamicBatcher<Item, Result>>(
       options.batching, [this](const std::vector<Item>& items) { return RunBatch(items); });
 }
 
@@ -74,7 +78,7 @@ absl::StatusOr<std::vector<RolloutService::Item>> RolloutService::MakeItems(
     return absl::ResourceExhaustedError(
         absl::StrCat(n, " prompts in one request; the limit is ", options_.max_request_prompts));
   }
-  model::SamplingOptions sampling = FromParams(request.sampling());
+  model::SamplingOptions sampling = SamplingOptionsFromProto(request.sampling());
   if (absl::Status s = model::Validate(sampling); !s.ok()) return s;
   std::vector<Item> items;
   for (int i = 0; i < n; ++i) {
@@ -95,17 +99,18 @@ absl::StatusOr<std::vector<RolloutService::Item>> RolloutService::MakeItems(
   // prompt fails its request and not the batch it would have joined.
   std::vector<std::vector<int64_t>> prompts;
   for (const auto& item : items) prompts.push_back(item.prompt);
-  if (absl::Status s = model::CheckPrompts(prompts, engine_->config(), sampling); !s.ok()) {
+  if (absl::Status s = model::CheckPrompts(prompts, policy_->config(), sampling); !s.ok()) {
     return s;
   }
   return items;
 }
 
-absl::StatusOr<std::vector<rlhf::v1::Generation>> RolloutService::RunBatch(
+absl::StatusOr<std::vector<RolloutService::Result>> RolloutService::RunBatch(
     const std::vector<Item>& items) {
+  const PolicyHolder::Policy policy = policy_->Snapshot();  // one version for the whole batch
   std::map<decltype(GroupKey(items[0].sampling)), std::vector<size_t>> groups;
   for (size_t i = 0; i < items.size(); ++i) groups[GroupKey(items[i].sampling)].push_back(i);
-  std::vector<rlhf::v1::Generation> out(items.size());
+  std::vector<Result> out(items.size());
   for (const auto& [key, indices] : groups) {
     std::vector<std::vector<int64_t>> prompts;
     std::vector<uint64_t> seeds;
@@ -113,11 +118,12 @@ absl::StatusOr<std::vector<rlhf::v1::Generation>> RolloutService::RunBatch(
       prompts.push_back(items[i].prompt);
       seeds.push_back(items[i].sampling.seed);
     }
-    auto results = engine_->Generate(prompts, items[indices[0]].sampling, seeds);
+    auto results = policy.engine->Generate(prompts, items[indices[0]].sampling, seeds);
     if (!results.ok()) return results.status();
     for (size_t k = 0; k < indices.size(); ++k) {
       const auto& r = (*results)[k];
-      rlhf::v1::Generation& g = out[indices[k]];
+      out[indices[k]].policy_version = policy.version;
+      rlhf::v1::Generation& g = out[indices[k]].generation;
       g.mutable_tokens()->Add(r.tokens.begin(), r.tokens.end());
       g.mutable_logprobs()->Add(r.logprobs.begin(), r.logprobs.end());
       g.set_finish_reason(r.finish_reason == model::FinishReason::kEos
@@ -140,10 +146,11 @@ absl::StatusOr<std::vector<rlhf::v1::Generation>> RolloutService::RunBatch(
     reactor->Finish(grpc_util::ToGrpcStatus(items.status()));
     return reactor;
   }
-  response->set_policy_version(policy_version_);
-  grpc_util::SubmitBatched<Item, rlhf::v1::Generation>(
-      reactor, *batcher_, std::move(*items), [response](std::vector<rlhf::v1::Generation>& gens) {
-        for (auto& g : gens) *response->add_generations() = std::move(g);
+  grpc_util::SubmitBatched<Item, Result>(
+      reactor, *batcher_, std::move(*items), [response](std::vector<Result>& results) {
+        // A request is never split across batches, so all its results share one version.
+        response->set_policy_version(results.front().policy_version);
+        for (auto& r : results) *response->add_generations() = std::move(r.generation);
       });
   return reactor;
 }

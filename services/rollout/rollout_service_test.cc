@@ -17,15 +17,16 @@ class RolloutServiceTest : public ::testing::Test {
   void SetUp() override {
     auto model = checkpoint::LoadModel(testing::SharedPath("models/stories260K.bin"));
     ASSERT_TRUE(model.ok()) << model.status();
-    auto engine = model::GenerationEngine::Create(*model);
-    ASSERT_TRUE(engine.ok());
+    auto policy = PolicyHolder::Create(*model, /*version=*/7);
+    ASSERT_TRUE(policy.ok()) << policy.status();
+    policy_ = *policy;
     auto reference_engine = model::GenerationEngine::Create(*model);
     reference_ = std::move(*reference_engine);
     auto tok = tokenizer::LoadTokenizer(testing::SharedPath("models/tok512.model"));
     ASSERT_TRUE(tok.ok()) << tok.status();
     RolloutServiceOptions opts;
     opts.max_request_prompts = 4;
-    auto service = RolloutService::Create(std::move(*engine), std::move(*tok), 7, opts);
+    auto service = RolloutService::Create(policy_, std::move(*tok), opts);
     ASSERT_TRUE(service.ok()) << service.status();
     service_ = std::move(*service);
     auto server = grpc_util::Server::Start({}, {service_.get()}, {"rlhf.v1.Rollout"});
@@ -45,6 +46,7 @@ class RolloutServiceTest : public ::testing::Test {
     return stub_->Generate(&ctx, req, resp);
   }
 
+  std::shared_ptr<PolicyHolder> policy_;
   std::unique_ptr<model::GenerationEngine> reference_;
   std::unique_ptr<RolloutService> service_;
   std::unique_ptr<grpc_util::Server> server_;
@@ -105,6 +107,38 @@ TEST_F(RolloutServiceTest, ConcurrentRequestsAreBatchedWithoutChangingResults) {
         EXPECT_EQ(alone[k].generations(i).tokens(t), together[k].generations(i).tokens(t));
       }
     }
+  }
+}
+
+TEST_F(RolloutServiceTest, SwappedPolicyIsUsedFromTheNextRequest) {
+  auto model = checkpoint::LoadModel(testing::SharedPath("models/stories260K.bin"));
+  ASSERT_TRUE(model.ok()) << model.status();
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : (*model)->parameters()) p.mul_(0.5);
+  }
+  auto engine = model::GenerationEngine::Create(*model);
+  ASSERT_TRUE(engine.ok());
+  std::shared_ptr<const model::GenerationEngine> swapped = std::move(*engine);
+  policy_->Swap(swapped, 8);
+
+  rlhf::v1::GenerateRequest req;
+  req.mutable_sampling()->set_temperature(0);
+  req.mutable_sampling()->set_max_new_tokens(10);
+  const std::vector<int64_t> tokens = {1, 274, 287, 381};
+  req.add_prompts()->mutable_tokens()->Add(tokens.begin(), tokens.end());
+  rlhf::v1::GenerateResponse resp;
+  ASSERT_TRUE(Call(req, &resp).ok());
+  EXPECT_EQ(resp.policy_version(), 8);
+  model::SamplingOptions opts;
+  opts.temperature = 0;
+  opts.max_new_tokens = 10;
+  auto direct = swapped->Generate({tokens}, opts);
+  ASSERT_TRUE(direct.ok());
+  const auto& g = resp.generations(0);
+  EXPECT_EQ(std::vector<int64_t>(g.tokens().begin(), g.tokens().end()), (*direct)[0].tokens);
+  for (int t = 0; t < g.logprobs_size(); ++t) {
+    EXPECT_NEAR(g.logprobs(t), (*direct)[0].logprobs[t], 1e-5);
   }
 }
 

@@ -124,7 +124,11 @@ bool ParseInteger(const std::string& text, bool as_string, Json* out) {
 absl::StatusOr<Json> IntegerToJson(const Value& value, const FieldDescriptor* field,
                                    const std::string& path) {
   Json out;
-  bool ok = IsUnquotedScalar(value);
+  // 64-bit integers may also be quoted: the proto3 JSON mapping (and ConfigToJson) writes them
+  // as strings, so that configs written by one process can be read by another.
+  const bool is_64 = field->cpp_type() == FieldDescriptor::CPPTYPE_INT64 ||
+                     field->cpp_type() == FieldDescriptor::CPPTYPE_UINT64;
+  bool ok = IsUnquotedScalar(value) || (is_64 && value.kind == Value::Kind::kString);
   if (ok) {
     switch (field->cpp_type()) {
       case FieldDescriptor::CPPTYPE_INT32:

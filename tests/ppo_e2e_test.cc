@@ -1,0 +1,268 @@
+// The PPO loop end to end, every service a separate process on loopback, on the stories260K
+// fixture from ../shared/models with a verifiable rule reward.
+//
+//  1. `rlhf local` (the launcher users run): the mean reward rises clearly over a seeded short
+//     run while the KL to the reference stays bounded.
+//  2. A rollout worker SIGKILLed mid-run and replaced: the run finishes and the ledgers balance.
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "common/launch/service_process.h"
+#include "common/process/subprocess.h"
+#include "common/testing/shared_data.h"
+
+namespace rlhf {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string Model() { return testing::SharedPath("models/stories260K.bin"); }
+std::string Tokenizer() { return testing::SharedPath("models/tok512.model"); }
+
+std::string TempDir(const std::string& name) {
+  const std::string dir = absl::StrCat(::testing::TempDir(), "/ppo_e2e_", getpid(), "_", name);
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+// Prompts shaped like the stories the fixture was trained on.
+std::string WritePrompts(const std::string& dir) {
+  const std::string path = dir + "/prompts.jsonl";
+  std::ofstream out(path);
+  const char* starts[] = {"Once upon a time", "Tom", "The dog", "She said",
+                          "Lily", "One day", "The sun", "Ben and Mia"};
+  for (int i = 0; i < 32; ++i) out << nlohmann::json{{"prompt", starts[i % 8]}}.dump() << "\n";
+  return path;
+}
+
+// The learner / rollout / reward / reference sections shared by both tests. The reward is the
+// share of the response text made of "ver", which the fixture emits in ~4% of its text at
+// temperature 1; scaled by 10 so that it is not drowned by the KL penalty.
+nlohmann::json Sections(const std::string& dir, int total_steps) {
+  return {
+      {"learner",
+       {{"policy", Model()},
+        {"tokenizer", Tokenizer()},
+        {"prompts", WritePrompts(dir)},
+        {"total_steps", total_steps},
+        {"lease_seconds", 5},
+        {"max_queue", 32},
+        {"threads", 1},
+        {"seed", 7},
+        {"sampling", {{"temperature", 1.0}, {"max_new_tokens", 24}}},
+        {"ppo",
+         {{"batch_size", 16},
+          {"minibatch_size", 8},
+          {"epochs", 2},
+          {"learning_rate", 1e-4},
+          {"critic_learning_rate", 1e-3},
+          {"init_kl_coef", 0.1},
+          {"kl_target", 4},
+          {"kl_horizon", 320},
+          {"seed", 7}}}}},
+      {"rollout",
+       {{"model", Model()},
+        {"tokenizer", Tokenizer()},
+        {"threads", 1},
+        {"worker", {{"batch_prompts", 8}}}}},
+      {"reward", {{"threads", 1}, {"rules", {{{"kind", "TEXT_SHARE"}, {"word", "ver"}, {"weight", 10}}}}}},
+      {"reference", {{"model", Model()}, {"threads", 1}}}};
+}
+
+std::vector<nlohmann::json> ReadEvents(const std::string& path, const std::string& kind) {
+  std::vector<nlohmann::json> out;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (!j.is_discarded() && j.value("event", "") == kind) out.push_back(j);
+  }
+  return out;
+}
+
+// The learner's ledger identities (services/learner/trajectory_queue.h, prompt_pool.h).
+void ExpectLedgerBalances(const nlohmann::json& l, int consumed) {
+  SCOPED_TRACE(l.dump());
+  EXPECT_EQ(l["received"].get<int>(),
+            l["accepted"].get<int>() + l["duplicate"].get<int>() + l["invalid"].get<int>() +
+                l["stale_on_arrival"].get<int>() + l["parked"].get<int>() +
+                l["cancelled"].get<int>());
+  EXPECT_EQ(l["accepted"].get<int>(),
+            l["consumed"].get<int>() + l["stale_at_pop"].get<int>() + l["queued"].get<int>());
+  EXPECT_EQ(l["consumed"].get<int>(), consumed);
+  EXPECT_EQ(l["invalid"].get<int>(), 0);
+  EXPECT_EQ(l["prompts_leased"].get<int>(),
+            l["prompts_completed"].get<int>() + l["prompts_returned"].get<int>() +
+                l["prompts_expired"].get<int>() + l["prompts_outstanding"].get<int>());
+}
+
+double Mean(const std::vector<nlohmann::json>& steps, size_t begin, size_t end,
+            const char* key) {
+  double sum = 0;
+  for (size_t i = begin; i < end; ++i) sum += steps[i][key].get<double>();
+  return sum / static_cast<double>(end - begin);
+}
+
+TEST(PpoE2eTest, LocalRunRaisesTheRewardWithBoundedKl) {
+  const std::string dir = TempDir("local");
+  const int steps = 40;
+  nlohmann::json config = Sections(dir, steps);
+  config["run_dir"] = dir + "/run";
+  config["rollout_workers"] = 2;
+  const std::string config_path = dir + "/local.json";
+  std::ofstream(config_path) << config.dump(2);
+
+  auto launcher = process::Subprocess::Start({RLHF_CLI_PATH, "local", "--config", config_path},
+                                             {dir + "/launcher.log"});
+  ASSERT_TRUE(launcher.ok()) << launcher.status();
+  std::string output;
+  while (true) {
+    auto line = (*launcher)->ReadLine(absl::Minutes(5));
+    if (!line.ok()) break;
+    output += *line + "\n";
+  }
+  auto code = (*launcher)->Wait(absl::Seconds(60));
+  ASSERT_TRUE(code.ok());
+  ASSERT_EQ(*code, 0) << output << launch::TailOfFile(dir + "/launcher.log", 40);
+  EXPECT_NE(output.find("step 40/40"), std::string::npos) << output;
+
+  auto events = ReadEvents(dir + "/run/steps.jsonl", "step");
+  ASSERT_EQ(events.size(), static_cast<size_t>(steps));
+  const double first = Mean(events, 0, 5, "reward_mean");
+  const double last = Mean(events, steps - 5, steps, "reward_mean");
+  // Thresholds. The fixture writes "ver" in ~4% of its text at temperature 1 (reward ~0.4 =
+  // 10 x 4%); in the seeded runs we measured, the last 5 steps average 1.2-1.3 (3x). Asking for
+  // 1.8x and +0.3 leaves room for the run-to-run noise of two workers racing for leases (a
+  // batch mean of 16 samples varies by ~0.15 at the start) and still fails a loop that does not
+  // learn.
+  EXPECT_GT(last, first * 1.8) << "first " << first << " last " << last;
+  EXPECT_GT(last, first + 0.3) << "first " << first << " last " << last;
+  // KL bounded: the adaptive controller (target 4 nats per sequence) raises the coefficient
+  // when the KL overshoots, and the per-sequence KL stays below 40 nats over 24 tokens
+  // (measured peaks ~24): under 1.7 nats per token against the fixture's ~2.9 nats of entropy
+  // per token, i.e. the policy still samples mostly what the reference would.
+  double max_kl = 0;
+  for (const auto& e : events) max_kl = std::max(max_kl, e["kl_mean"].get<double>());
+  EXPECT_LT(max_kl, 40.0);
+  EXPECT_GT(events.back()["kl_coef"].get<double>(), 0.1) << "the controller reacted";
+  ExpectLedgerBalances(ReadEvents(dir + "/run/steps.jsonl", "done").at(0)["ledger"],
+                       steps * 16);
+  // Every process wrote its log, and the final checkpoint is an HF directory.
+  for (const char* name : {"learner", "reward", "reference", "rollout-0", "rollout-1"}) {
+    EXPECT_TRUE(fs::exists(absl::StrCat(dir, "/run/", name, ".log"))) << name;
+  }
+  EXPECT_TRUE(fs::exists(dir + "/run/checkpoints/step-00000040/policy/model.safetensors"));
+}
+
+// Sums the samples of metric `name` in a Prometheus text exposition.
+double MetricSum(const std::string& text, const std::string& name) {
+  double sum = 0;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(name, 0) != 0) continue;
+    const char next = line[name.size()];
+    if (next != ' ' && next != '{') continue;
+    sum += std::stod(line.substr(line.rfind(' ') + 1));
+  }
+  return sum;
+}
+
+TEST(PpoE2eTest, AKilledWorkerIsReplacedAndTheLedgersBalance) {
+  const std::string dir = TempDir("kill");
+  // Long enough (~15 s) for the replacement worker to start and contribute.
+  const int steps = 30;
+  nlohmann::json sections = Sections(dir, steps);
+  auto start = [&](const std::string& name, const std::string& binary,
+                   const nlohmann::json& config, const std::string& service,
+                   std::vector<std::string> overrides = {}) {
+    const std::string config_path = absl::StrCat(dir, "/", name, ".json");
+    std::ofstream(config_path) << config.dump();
+    launch::ServiceProcessOptions o;
+    o.name = name;
+    o.binary = binary;
+    o.config_path = config_path;
+    o.overrides = std::move(overrides);
+    o.log_path = absl::StrCat(dir, "/", name, ".log");
+    o.health_service = service;
+    auto p = launch::ServiceProcess::Start(o);
+    EXPECT_TRUE(p.ok()) << p.status();
+    return p.ok() ? std::move(*p) : nullptr;
+  };
+  auto reward = start("reward", RLHF_REWARD_BIN, sections["reward"], "rlhf.v1.Reward");
+  auto reference = start("reference", RLHF_REFERENCE_BIN, sections["reference"],
+                         "rlhf.v1.Reference");
+  nlohmann::json learner_config = sections["learner"];
+  learner_config["server"] = {{"shutdown_grace_seconds", 1}};
+  auto learner = start("learner", RLHF_LEARNER_BIN, learner_config, "rlhf.v1.Learner");
+  ASSERT_TRUE(reward && reference && learner);
+  auto worker = [&](int i) {
+    return start(absl::StrCat("rollout-", i), RLHF_ROLLOUT_BIN, sections["rollout"],
+                 "rlhf.v1.Rollout",
+                 {"worker.learner=" + learner->address(), "worker.reward=" + reward->address(),
+                  "worker.reference=" + reference->address(),
+                  absl::StrCat("worker.worker_id=worker-", i)});
+  };
+  auto w0 = worker(0);
+  auto w1 = worker(1);
+  ASSERT_TRUE(w0 && w1);
+
+  std::vector<nlohmann::json> events;
+  auto next_event = [&]() -> nlohmann::json {
+    auto line = learner->ReadLine(absl::Minutes(3));
+    EXPECT_TRUE(line.ok()) << line.status() << launch::TailOfFile(learner->log_path());
+    if (!line.ok()) return {};
+    events.push_back(nlohmann::json::parse(*line));
+    return events.back();
+  };
+  // Three steps in, kill worker 0 without warning, start worker 2.
+  while (next_event().value("step", 0) < 3) {
+  }
+  w0->process().Signal(SIGKILL);
+  ASSERT_EQ(*w0->process().Wait(absl::Seconds(10)), 128 + SIGKILL);
+  auto w2 = worker(2);
+  ASSERT_TRUE(w2);
+  nlohmann::json done;
+  while (true) {
+    nlohmann::json e = next_event();
+    ASSERT_FALSE(e.is_null());
+    if (e.value("event", "") == "done") {
+      done = e;
+      break;
+    }
+  }
+  EXPECT_EQ(done["step"].get<int>(), steps);
+  ExpectLedgerBalances(done["ledger"], steps * 16);
+
+  // The survivors' own ledgers: everything they generated was acked or is still unacked.
+  for (auto* w : {w1.get(), w2.get()}) {
+    httplib::Client client("127.0.0.1", w->metrics_port());
+    auto res = client.Get("/metrics");
+    ASSERT_TRUE(res && res->status == 200) << w->name();
+    const double generated = MetricSum(res->body, "rlhf_rollout_trajectories_generated_total");
+    const double acked = MetricSum(res->body, "rlhf_rollout_acks_total");
+    const double unacked = MetricSum(res->body, "rlhf_rollout_unacked");
+    EXPECT_GT(generated, 0) << w->name();
+    EXPECT_EQ(generated, acked + unacked) << w->name() << "\n" << res->body;
+    EXPECT_GT(MetricSum(res->body, "rlhf_rollout_acks_total{outcome=\"accepted\"}"), 0)
+        << w->name();
+  }
+  auto learner_exit = learner->process().Wait(absl::Seconds(30));
+  ASSERT_TRUE(learner_exit.ok());
+  EXPECT_EQ(*learner_exit, 0);
+  for (auto* p : {w1.get(), w2.get(), reference.get(), reward.get()}) {
+    auto code = p->Stop(absl::Seconds(15));
+    ASSERT_TRUE(code.ok());
+    EXPECT_EQ(*code, 0) << p->name() << "\n" << launch::TailOfFile(p->log_path());
+  }
+}
+
+}  // namespace
+}  // namespace rlhf
