@@ -100,10 +100,15 @@ absl::StatusOr<model::LlamaConfig> ConfigFor(const std::string& name) {
 // ---- The gRPC side: a LearnerService serving `store` with one chunk size, and a client.
 class GrpcEndpoint {
  public:
-  static absl::StatusOr<std::unique_ptr<GrpcEndpoint>> Start(learner::WeightStore* store,
+  // Publishes `tensors` as version 0 in the endpoint's own store (chunked at `chunk_bytes`, as
+  // the learner does once per version) and serves it.
+  static absl::StatusOr<std::unique_ptr<GrpcEndpoint>> Start(const codec::NamedTensors& tensors,
                                                              const model::LlamaConfig& c,
                                                              int64_t chunk_bytes) {
     std::unique_ptr<GrpcEndpoint> e(new GrpcEndpoint(chunk_bytes));
+    e->store_ = std::make_unique<learner::WeightStore>(/*keep=*/1, chunk_bytes);
+    RLHF_RETURN_IF_ERROR(e->store_->Publish(0, tensors));
+    learner::WeightStore* store = e->store_.get();
     rlhf::v1::Prompt prompt;
     prompt.add_tokens(c.bos_id);
     std::vector<rlhf::v1::Prompt> prompts = {prompt};
@@ -114,7 +119,6 @@ class GrpcEndpoint {
     RLHF_ASSIGN_OR_RETURN(e->queue_, learner::TrajectoryQueue::Create(queue));
     learner::LearnerServiceOptions service;
     service.sampling.set_max_new_tokens(1);
-    service.weight_chunk_bytes = chunk_bytes;
     RLHF_RETURN_IF_ERROR(learner::Validate(service));
     e->service_ = std::make_unique<learner::LearnerService>(service, e->pool_.get(),
                                                             e->queue_.get(), store, &e->metrics_);
@@ -169,6 +173,7 @@ class GrpcEndpoint {
   const int64_t chunk_bytes_;
   prometheus::Registry registry_;
   learner::LearnerMetrics metrics_;
+  std::unique_ptr<learner::WeightStore> store_;
   std::unique_ptr<learner::PromptPool> pool_;
   std::unique_ptr<learner::TrajectoryQueue> queue_;
   std::unique_ptr<learner::LearnerService> service_;
@@ -238,9 +243,8 @@ absl::StatusOr<double> TcpTransfer(const std::vector<char>& src, char* dst, int6
 
 // ---- Where the time goes: the in-process work of one transfer without gRPC or sockets, chunk by
 // chunk as a stream does it (one chunk and one wire buffer reused), summed per phase.
-absl::StatusOr<json> Breakdown(const learner::PublishedVersion& v, int64_t chunk_bytes) {
-  RLHF_ASSIGN_OR_RETURN(auto chunker,
-                        codec::WeightChunker::Create(v.tensors, v.version, chunk_bytes));
+absl::StatusOr<json> Breakdown(const codec::NamedTensors& tensors, int64_t chunk_bytes) {
+  RLHF_ASSIGN_OR_RETURN(auto chunker, codec::WeightChunker::Create(tensors, 0, chunk_bytes));
   rlhf::v1::WeightChunk chunk, parsed;
   std::string wire;
   codec::WeightAssembler assembler;
@@ -271,8 +275,8 @@ absl::StatusOr<json> Breakdown(const learner::PublishedVersion& v, int64_t chunk
   return json{{"bench", "weight_sync_breakdown"},
               {"chunk_bytes", chunk_bytes},
               {"chunks", chunks},
-              {"bytes", v.total_bytes},
-              {"chunker_seconds", chunking},
+              {"bytes", chunker->total_bytes()},
+              {"chunker_seconds", chunking},  // paid once per version at publication
               {"crc32c_seconds", crc},
               {"serialize_seconds", serialize},
               {"parse_seconds", parse},
@@ -307,30 +311,30 @@ json SeriesLine(const std::string& model, int64_t bytes, const std::string& tran
 
 absl::Status BenchModel(const std::string& name, const std::vector<int64_t>& chunk_sizes) {
   RLHF_ASSIGN_OR_RETURN(model::LlamaConfig c, ConfigFor(name));
-  learner::WeightStore store(/*keep=*/1);
+  codec::NamedTensors named;
   {
     RLHF_ASSIGN_OR_RETURN(model::Llama policy, model::CreateRandomLlama(c, /*seed=*/0));
-    std::vector<std::pair<std::string, torch::Tensor>> named;
-    for (const auto& p : policy->named_parameters()) named.emplace_back(p.key(), p.value());
-    store.Publish(0, named);  // copies; the model goes away here
+    for (const auto& p : policy->named_parameters()) {
+      named.emplace_back(p.key(), p.value().detach().contiguous());
+    }
   }
-  RLHF_ASSIGN_OR_RETURN(auto published, store.Get(0));
-  const int64_t bytes = published->total_bytes;
+  int64_t bytes = 0;
+  for (const auto& [tensor_name, t] : named) bytes += static_cast<int64_t>(t.nbytes());
   std::vector<char> src(static_cast<size_t>(bytes)), dst(static_cast<size_t>(bytes));
   size_t offset = 0;
-  for (const auto& [tensor_name, t] : published->tensors) {
+  for (const auto& [tensor_name, t] : named) {
     std::memcpy(src.data() + offset, t.data_ptr(), t.nbytes());
     offset += t.nbytes();
   }
 
   std::vector<std::unique_ptr<GrpcEndpoint>> endpoints;
   for (int64_t chunk : chunk_sizes) {
-    RLHF_ASSIGN_OR_RETURN(auto e, GrpcEndpoint::Start(&store, c, chunk));
+    RLHF_ASSIGN_OR_RETURN(auto e, GrpcEndpoint::Start(named, c, chunk));
     endpoints.push_back(std::move(e));
   }
   Series tcp;
   std::vector<Series> grpc(endpoints.size());
-  LOG(INFO) << name << ": " << bytes << " bytes, " << published->tensors.size() << " tensors";
+  LOG(INFO) << name << ": " << bytes << " bytes, " << named.size() << " tensors";
   for (int round = 0; round <= absl::GetFlag(FLAGS_repeats); ++round) {  // round 0: warm-up
     RLHF_ASSIGN_OR_RETURN(double t, TcpTransfer(src, dst.data(), bytes));
     if (round > 0) tcp.seconds.push_back(t);
@@ -345,7 +349,7 @@ absl::Status BenchModel(const std::string& name, const std::vector<int64_t>& chu
 
   json tcp_line = SeriesLine(name, bytes, "tcp", tcp);
   tcp_line["params"] = c.NumParameters();
-  tcp_line["tensors"] = published->tensors.size();
+  tcp_line["tensors"] = named.size();
   Print(tcp_line);
   size_t best = 0;
   for (size_t i = 0; i < endpoints.size(); ++i) {
@@ -359,8 +363,8 @@ absl::Status BenchModel(const std::string& name, const std::vector<int64_t>& chu
   if (absl::GetFlag(FLAGS_breakdown)) {
     for (int64_t chunk : chunk_sizes) {
       // The first run grows the heap (page faults); the second shows the steady state.
-      RLHF_RETURN_IF_ERROR(Breakdown(*published, chunk).status());
-      RLHF_ASSIGN_OR_RETURN(json line, Breakdown(*published, chunk));
+      RLHF_RETURN_IF_ERROR(Breakdown(named, chunk).status());
+      RLHF_ASSIGN_OR_RETURN(json line, Breakdown(named, chunk));
       line["model"] = name;
       Print(line);
     }

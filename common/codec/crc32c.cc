@@ -44,7 +44,48 @@ inline uint32_t UpdateByte(uint32_t state, uint8_t byte) {
   return (state >> 8) ^ kTables[0][(state ^ byte) & 0xFF];
 }
 
+// a * b modulo the polynomial, in the bit-reflected representation (bit 31 is x^0); zlib's
+// multmodp.
+uint32_t MultModP(uint32_t a, uint32_t b) {
+  uint32_t m = 1u << 31, product = 0;
+  while (true) {
+    if (a & m) {
+      product ^= b;
+      if ((a & (m - 1)) == 0) break;
+    }
+    m >>= 1;
+    b = (b & 1) ? (b >> 1) ^ kPolynomial : b >> 1;
+  }
+  return product;
+}
+
+// kPowers[k] = x^(2^k) modulo the polynomial.
+constexpr int kNumPowers = 64;
+std::array<uint32_t, kNumPowers> MakePowers() {
+  std::array<uint32_t, kNumPowers> powers{};
+  uint32_t p = 1u << 30;  // x^1
+  for (int k = 0; k < kNumPowers; ++k) {
+    powers[k] = p;
+    p = MultModP(p, p);
+  }
+  return powers;
+}
+
+// x^(8 * bytes) modulo the polynomial: the operator that appends `bytes` zero bytes.
+uint32_t ZeroBytesOperator(uint64_t bytes) {
+  static const std::array<uint32_t, kNumPowers> powers = MakePowers();
+  uint32_t p = 1u << 31;  // x^0
+  for (int k = 3; bytes != 0; bytes >>= 1, ++k) {
+    if (bytes & 1) p = MultModP(powers[k % kNumPowers], p);
+  }
+  return p;
+}
+
 }  // namespace
+
+uint32_t Crc32cCombine(uint32_t crc_a, uint32_t crc_b, uint64_t length_b) {
+  return MultModP(ZeroBytesOperator(length_b), crc_a) ^ crc_b;
+}
 
 uint32_t Crc32cPortable(uint32_t crc, const void* data, size_t n) {
   const auto* p = static_cast<const uint8_t*>(data);
@@ -85,11 +126,43 @@ __attribute__((target("sse4.2"))) uint32_t Crc32cSse42(uint32_t crc, const void*
   return ~static_cast<uint32_t>(state);
 }
 
+__attribute__((target("sse4.2"))) uint32_t Crc32cSse42ThreeWay(uint32_t crc, const void* data,
+                                                               size_t n) {
+  // The crc32 instruction has a latency of 3 cycles and a throughput of 1 per cycle: three
+  // independent streams over the thirds of the buffer keep it busy, and the three CRCs are then
+  // joined with Crc32cCombine.
+  constexpr size_t kMinimum = 3 * 4096;
+  if (n < kMinimum) return Crc32cSse42(crc, data, n);
+  const auto* p = static_cast<const uint8_t*>(data);
+  const size_t third = (n / 3) & ~size_t{7};
+  const uint8_t* a = p;
+  const uint8_t* b = p + third;
+  const uint8_t* c = p + 2 * third;
+  uint64_t sa = ~crc, sb = 0xFFFFFFFFu, sc = 0xFFFFFFFFu;
+  for (size_t i = 0; i < third; i += 8) {
+    uint64_t wa, wb, wc;
+    std::memcpy(&wa, a + i, 8);
+    std::memcpy(&wb, b + i, 8);
+    std::memcpy(&wc, c + i, 8);
+    sa = _mm_crc32_u64(sa, wa);
+    sb = _mm_crc32_u64(sb, wb);
+    sc = _mm_crc32_u64(sc, wc);
+  }
+  const size_t rest = n - 3 * third;  // the tail goes with the third stream
+  const uint32_t crc_c = Crc32cSse42(~static_cast<uint32_t>(sc), c + third, rest);
+  uint32_t out = Crc32cCombine(~static_cast<uint32_t>(sa), ~static_cast<uint32_t>(sb), third);
+  return Crc32cCombine(out, crc_c, third + rest);
+}
+
 #else  // !defined(__x86_64__)
 
 bool Crc32cHardwareAvailable() { return false; }
 
 uint32_t Crc32cSse42(uint32_t crc, const void* data, size_t n) {
+  return Crc32cPortable(crc, data, n);
+}
+
+uint32_t Crc32cSse42ThreeWay(uint32_t crc, const void* data, size_t n) {
   return Crc32cPortable(crc, data, n);
 }
 
@@ -99,8 +172,8 @@ uint32_t Crc32cSse42(uint32_t crc, const void* data, size_t n) {
 
 uint32_t Crc32cExtend(uint32_t crc, const void* data, size_t n) {
   using Impl = uint32_t (*)(uint32_t, const void*, size_t);
-  static const Impl impl =
-      internal::Crc32cHardwareAvailable() ? internal::Crc32cSse42 : internal::Crc32cPortable;
+  static const Impl impl = internal::Crc32cHardwareAvailable() ? internal::Crc32cSse42ThreeWay
+                                                                : internal::Crc32cPortable;
   return impl(crc, data, n);
 }
 

@@ -11,9 +11,11 @@
 namespace rlhf::codec {
 namespace {
 
+using internal::Crc32cCombine;
 using internal::Crc32cHardwareAvailable;
 using internal::Crc32cPortable;
 using internal::Crc32cSse42;
+using internal::Crc32cSse42ThreeWay;
 
 struct Vector {
   std::string data;
@@ -75,6 +77,25 @@ TEST(Crc32cTest, HardwareAndPortableAgreeOnRandomBuffers) {
     const char* p = buffer.data() + start;
     ASSERT_EQ(Crc32cSse42(init, p, length), Crc32cPortable(init, p, length))
         << "start " << start << " length " << length;
+  }
+}
+
+TEST(Crc32cTest, ThreeWayAndCombineAgreeWithPortableOnLargeBuffers) {
+  std::mt19937_64 rng(7);
+  std::string buffer(200000, '\0');
+  for (char& c : buffer) c = static_cast<char>(rng());
+  for (int trial = 0; trial < 200; ++trial) {
+    const size_t start = rng() % 64;
+    const size_t length = rng() % (buffer.size() - start);
+    const uint32_t init = static_cast<uint32_t>(rng());
+    const char* p = buffer.data() + start;
+    const uint32_t expected = Crc32cPortable(init, p, length);
+    ASSERT_EQ(Crc32cSse42ThreeWay(init, p, length), expected) << "length " << length;
+    const size_t split = length == 0 ? 0 : rng() % length;
+    ASSERT_EQ(Crc32cCombine(Crc32cPortable(init, p, split),
+                            Crc32cPortable(0, p + split, length - split), length - split),
+              expected)
+        << "split " << split << " of " << length;
   }
 }
 

@@ -163,10 +163,10 @@ Learner::Learner(const rlhf::v1::LearnerConfig& config, std::unique_ptr<PpoTrain
       trainer_(std::move(trainer)),
       pool_(std::move(pool)),
       queue_(std::move(queue)),
-      weights_(std::make_unique<WeightStore>(config.keep_versions())),
+      weights_(std::make_unique<WeightStore>(config.keep_versions(), config.weight_chunk_bytes())),
       metrics_(std::make_unique<LearnerMetrics>(registry)),
       service_(std::make_unique<LearnerService>(
-          LearnerServiceOptions{config.sampling(), config.seed(), config.weight_chunk_bytes()},
+          LearnerServiceOptions{config.sampling(), config.seed()},
           pool_.get(), queue_.get(), weights_.get(), metrics_.get())) {}
 
 Learner::~Learner() { Stop(); }
@@ -191,7 +191,9 @@ absl::Status Learner::Resume() {
 }
 
 void Learner::Start(EventCallback on_event, std::function<void()> on_exit) {
-  weights_->Publish(trainer_->step(), trainer_->PolicyParameters());
+  // Our own parameter names and float dtypes always chunk.
+  const absl::Status published = PublishPolicy();
+  CHECK(published.ok()) << published;
   metrics_->policy_version.Set(static_cast<double>(trainer_->step()));
   thread_ = std::thread([this, on_event = std::move(on_event), on_exit = std::move(on_exit)] {
     absl::Status status = Loop(on_event);
@@ -203,6 +205,13 @@ void Learner::Start(EventCallback on_event, std::function<void()> on_exit) {
     }
     if (on_exit) on_exit();
   });
+}
+
+absl::Status Learner::PublishPolicy() {
+  // The store copies the parameters into chunks before it returns: no clone needed.
+  std::vector<std::pair<std::string, torch::Tensor>> params;
+  for (const auto& p : trainer_->policy()->named_parameters()) params.emplace_back(p.key(), p.value());
+  return weights_->Publish(trainer_->step(), params);
 }
 
 void Learner::Stop() {
@@ -273,7 +282,7 @@ absl::Status Learner::Loop(const EventCallback& on_event) {
       return absl::OkStatus();
     }
     RLHF_ASSIGN_OR_RETURN(PpoStepStats stats, trainer_->Step(batch));
-    weights_->Publish(trainer_->step(), trainer_->PolicyParameters());
+    RLHF_RETURN_IF_ERROR(PublishPolicy());
     metrics_->policy_version.Set(static_cast<double>(trainer_->step()));
     metrics_->RecordStep(stats);
     nlohmann::json event = StepJson(stats);

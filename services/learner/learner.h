@@ -88,6 +88,8 @@ class Learner {
           std::unique_ptr<PromptPool> pool, std::unique_ptr<TrajectoryQueue> queue,
           prometheus::Registry& registry);
   absl::Status Resume();
+  // Publishes the trainer's policy as version = steps done.
+  absl::Status PublishPolicy();
   absl::Status Loop(const EventCallback& on_event);
   absl::Status WriteCheckpoint();
   nlohmann::json LedgerJson() const;

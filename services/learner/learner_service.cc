@@ -7,7 +7,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
-#include "common/codec/weight_chunks.h"
 #include "common/grpc/status_util.h"
 #include "glog/logging.h"
 
@@ -135,13 +134,12 @@ class PushReactor final : public ::grpc::ServerBidiReactor<rlhf::v1::Trajectory,
   Status finish_status_ ABSL_GUARDED_BY(mu_);
 };
 
-// Streams one published version.
+// Streams one published version's ready chunks, one write in flight.
 class WeightsReactor final : public ::grpc::ServerWriteReactor<rlhf::v1::WeightChunk> {
  public:
-  WeightsReactor(std::shared_ptr<const PublishedVersion> version,
-                 std::unique_ptr<codec::WeightChunker> chunker, LearnerMetrics* metrics)
-      : version_(std::move(version)), chunker_(std::move(chunker)), metrics_(metrics) {
-    WriteNext();
+  WeightsReactor(std::shared_ptr<const PublishedVersion> version, LearnerMetrics* metrics)
+      : version_(std::move(version)), metrics_(metrics) {
+    StartWrite(&version_->chunks[0]);
   }
 
   void OnWriteDone(bool ok) override {
@@ -149,30 +147,21 @@ class WeightsReactor final : public ::grpc::ServerWriteReactor<rlhf::v1::WeightC
       Finish(Status(StatusCode::UNAVAILABLE, "weight stream broken"));
       return;
     }
-    metrics_->weight_bytes_sent.Increment(static_cast<double>(chunk_.data().size()));
-    if (chunker_->Done()) {
+    metrics_->weight_bytes_sent.Increment(
+        static_cast<double>(version_->chunks[next_].data().size()));
+    if (++next_ == version_->chunks.size()) {
       Finish(Status::OK);
       return;
     }
-    WriteNext();
+    StartWrite(&version_->chunks[next_]);
   }
 
   void OnDone() override { delete this; }
 
  private:
-  void WriteNext() {
-    absl::Status next = chunker_->Next(&chunk_);
-    if (!next.ok()) {
-      Finish(grpc_util::ToGrpcStatus(next));
-      return;
-    }
-    StartWrite(&chunk_);
-  }
-
-  const std::shared_ptr<const PublishedVersion> version_;  // keeps the tensors alive
-  const std::unique_ptr<codec::WeightChunker> chunker_;
+  const std::shared_ptr<const PublishedVersion> version_;  // keeps the chunks alive
   LearnerMetrics* const metrics_;
-  rlhf::v1::WeightChunk chunk_;
+  size_t next_ = 0;  // the chunk being written
 };
 
 // Tells one watcher about new versions.
@@ -246,9 +235,6 @@ class ErrorWriter final : public ::grpc::ServerWriteReactor<Response> {
 }  // namespace
 
 absl::Status Validate(const LearnerServiceOptions& options) {
-  if (options.weight_chunk_bytes <= 0) {
-    return absl::InvalidArgumentError("weight_chunk_bytes must be > 0");
-  }
   if (!(options.sampling.temperature() >= 0)) {
     return absl::InvalidArgumentError("sampling.temperature must be >= 0");
   }
@@ -319,10 +305,7 @@ LearnerService::LearnerService(const LearnerServiceOptions& options, PromptPool*
     ::grpc::CallbackServerContext* /*context*/, const rlhf::v1::GetWeightsRequest* request) {
   auto version = weights_->Get(request->version());
   if (!version.ok()) return new ErrorWriter<rlhf::v1::WeightChunk>(version.status());
-  auto chunker = codec::WeightChunker::Create((*version)->tensors, (*version)->version,
-                                              options_.weight_chunk_bytes);
-  if (!chunker.ok()) return new ErrorWriter<rlhf::v1::WeightChunk>(chunker.status());
-  return new WeightsReactor(*version, std::move(*chunker), metrics_);
+  return new WeightsReactor(*version, metrics_);  // a version has at least its last chunk
 }
 
 ::grpc::ServerWriteReactor<rlhf::v1::PolicyVersion>* LearnerService::WatchVersion(

@@ -16,8 +16,8 @@
 //     Close() (the run is over) ends it with UNAVAILABLE; a cancelled stream drops its parked
 //     trajectory (counted as cancelled; the worker still holds it, unacked, and re-sends it).
 //
-// GetWeights streams a published version's chunks one write at a time (WeightChunker over the
-// immutable PublishedVersion). WatchVersion writes the newest version at once and then each new
+// GetWeights streams a published version's ready chunks one write at a time (they were cut and
+// checksummed once, at publication). WatchVersion writes the newest version at once and then each new
 // one (coalescing versions published while a write is in flight).
 //
 // Thread-safe.
@@ -42,8 +42,6 @@ struct LearnerServiceOptions {
   rlhf::v1::SamplingConfig sampling;
   /// Base of the per-lease sampling seeds.
   uint64_t seed = 1;
-  /// Largest WeightChunk payload.
-  int64_t weight_chunk_bytes = 1 << 20;
 };
 
 absl::Status Validate(const LearnerServiceOptions& options);

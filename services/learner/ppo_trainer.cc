@@ -115,17 +115,29 @@ torch::Tensor AtPositions(const torch::Tensor& per_row, const torch::Tensor& pos
 
 struct PolicyOutput {
   torch::Tensor logprobs;  // [B, T]
-  torch::Tensor entropy;   // [B, T]
+  torch::Tensor entropy;   // [B, T]; undefined unless asked for
 };
 
-PolicyOutput RunPolicy(model::Llama& policy, const Batch& b, double temperature) {
+enum class Entropy { kNone, kStatistic, kDifferentiable };
+
+// The policy's log-probs of the target tokens; the entropy of each position's distribution as
+// asked: none, detached (a statistic: no autograd graph over the vocabulary), or in the graph
+// (for the entropy bonus).
+PolicyOutput RunPolicy(model::Llama& policy, const Batch& b, double temperature,
+                       Entropy entropy) {
   torch::Tensor hidden = AtPositions(policy->Trunk(b.tokens, b.attention), b.positions);
   torch::Tensor logits = policy->Logits(hidden);
   if (temperature != 1.0) logits = logits / temperature;
   torch::Tensor logp = torch::log_softmax(logits, -1);
   PolicyOutput out;
   out.logprobs = logp.gather(2, b.targets.unsqueeze(-1)).squeeze(-1);
-  out.entropy = -(logp.exp() * logp).sum(-1);
+  if (entropy == Entropy::kDifferentiable) {
+    out.entropy = -(logp.exp() * logp).sum(-1);
+  } else if (entropy == Entropy::kStatistic) {
+    torch::NoGradGuard no_grad;
+    const torch::Tensor l = logp.detach();
+    out.entropy = -(l.exp() * l).sum(-1);
+  }
   return out;
 }
 
@@ -284,7 +296,8 @@ absl::StatusOr<PpoStepStats> PpoTrainer::StepImpl(const std::vector<rlhf::v1::Tr
   rl::RolloutBatch rollout;
   {
     torch::NoGradGuard no_grad;
-    rollout.logprobs = RunPolicy(policy_, all, options_.temperature).logprobs * all.mask;
+    rollout.logprobs =
+        RunPolicy(policy_, all, options_.temperature, Entropy::kNone).logprobs * all.mask;
     rollout.values = RunCritic(critic_, all) * all.mask;
   }
   rollout.scores = all.scores;
@@ -312,7 +325,9 @@ absl::StatusOr<PpoStepStats> PpoTrainer::StepImpl(const std::vector<rlhf::v1::Tr
       mb_targets.advantages_whitened = targets.advantages_whitened.index_select(0, idx);
       mb_targets.returns = targets.returns.index_select(0, idx);
 
-      PolicyOutput out = RunPolicy(policy_, mb, options_.temperature);
+      PolicyOutput out = RunPolicy(
+          policy_, mb, options_.temperature,
+          options_.entropy_coef > 0 ? Entropy::kDifferentiable : Entropy::kStatistic);
       torch::Tensor values = RunCritic(critic_, mb);
       rl::PpoLossResult loss = rl::ComputePpoLoss(
           out.logprobs, values, rollout.logprobs.index_select(0, idx),

@@ -1,21 +1,30 @@
 #include "services/learner/weight_store.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/codec/weight_chunks.h"
+#include "common/status/status_macros.h"
 #include "glog/logging.h"
 
 namespace rlhf::learner {
 
-WeightStore::WeightStore(int keep) : keep_(keep) { CHECK_GE(keep, 1); }
+WeightStore::WeightStore(int keep, int64_t chunk_bytes) : keep_(keep), chunk_bytes_(chunk_bytes) {
+  CHECK_GE(keep, 1);
+  CHECK_GT(chunk_bytes, 0);
+}
 
-void WeightStore::Publish(int64_t version,
-                          const std::vector<std::pair<std::string, torch::Tensor>>& tensors) {
+absl::Status WeightStore::Publish(
+    int64_t version, const std::vector<std::pair<std::string, torch::Tensor>>& tensors) {
   auto published = std::make_shared<PublishedVersion>();
   published->version = version;
-  for (const auto& [name, tensor] : tensors) {
-    torch::Tensor copy = tensor.detach().to(torch::kCPU).contiguous().clone();
-    published->total_bytes += static_cast<int64_t>(copy.nbytes());
-    published->tensors.emplace_back(name, std::move(copy));
+  codec::NamedTensors detached;
+  for (const auto& [name, tensor] : tensors) detached.emplace_back(name, tensor.detach());
+  RLHF_ASSIGN_OR_RETURN(auto chunker,
+                        codec::WeightChunker::Create(std::move(detached), version, chunk_bytes_));
+  while (!chunker->Done()) {
+    published->chunks.emplace_back();
+    RLHF_RETURN_IF_ERROR(chunker->Next(&published->chunks.back()));
   }
+  published->total_bytes = chunker->total_bytes();
   absl::MutexLock notify(&notify_mu_);
   std::vector<Watcher*> watchers;
   {
@@ -27,6 +36,7 @@ void WeightStore::Publish(int64_t version,
     watchers.assign(watchers_.begin(), watchers_.end());
   }
   for (Watcher* w : watchers) w->OnPublished(version, published->total_bytes);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::shared_ptr<const PublishedVersion>> WeightStore::Get(int64_t version) const {

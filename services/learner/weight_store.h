@@ -1,9 +1,9 @@
-// The learner's published policy versions: the newest `keep` versions' parameters, for
-// GetWeights streams to read while training goes on, and watchers told of each new version.
+// The learner's published policy versions: the newest `keep` versions' parameters, cut into
+// WeightChunks (codec::WeightChunker: copy + CRC32C) once at publication, so that every
+// GetWeights stream only writes ready messages; and watchers told of each new version.
 //
-// A published version is immutable (its tensors are copies that training never touches), so a
-// GetWeights stream holds a shared_ptr to it and reads without locks; a version dropped from the
-// store lives until its last stream ends.
+// A published version is immutable, so a GetWeights stream holds a shared_ptr to it and reads
+// without locks; a version dropped from the store lives until its last stream ends.
 //
 // Thread-safe.
 #ifndef RLHF_SERVICES_LEARNER_WEIGHT_STORE_H_
@@ -22,13 +22,14 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "rlhf/v1/tensor.pb.h"
 
 namespace rlhf::learner {
 
 struct PublishedVersion {
   int64_t version = 0;
-  std::vector<std::pair<std::string, torch::Tensor>> tensors;  // contiguous CPU copies
-  int64_t total_bytes = 0;
+  std::vector<rlhf::v1::WeightChunk> chunks;  // the whole stream, last chunk flagged
+  int64_t total_bytes = 0;                    // tensor bytes (not counting chunk headers)
 };
 
 class WeightStore {
@@ -41,14 +42,16 @@ class WeightStore {
     virtual void OnPublished(int64_t version, int64_t total_bytes) = 0;
   };
 
-  // REQUIRES: keep >= 1.
-  explicit WeightStore(int keep);
+  // REQUIRES: keep >= 1, chunk_bytes > 0.
+  WeightStore(int keep, int64_t chunk_bytes);
   WeightStore(const WeightStore&) = delete;
   WeightStore& operator=(const WeightStore&) = delete;
 
-  // Publishes `tensors` (copied to contiguous CPU memory) as `version`, drops the oldest beyond
-  // `keep`, and tells the watchers. REQUIRES: version > latest().
-  void Publish(int64_t version, const std::vector<std::pair<std::string, torch::Tensor>>& tensors)
+  // Publishes `tensors` as `version` (chunked and checksummed here; the tensors are not kept),
+  // drops the oldest beyond `keep`, and tells the watchers. Errors: WeightChunker's (bad names
+  // or dtypes); nothing is published then. REQUIRES: version > latest().
+  absl::Status Publish(int64_t version,
+                       const std::vector<std::pair<std::string, torch::Tensor>>& tensors)
       ABSL_LOCKS_EXCLUDED(mu_);
 
   // Returns `version` (0 or below = the newest). Errors: NOT_FOUND before the first
@@ -66,6 +69,7 @@ class WeightStore {
 
  private:
   const int keep_;
+  const int64_t chunk_bytes_;
   // Held while watchers are called, so that RemoveWatcher waits out a call in progress.
   mutable absl::Mutex notify_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   mutable absl::Mutex mu_;

@@ -19,6 +19,13 @@ bool Crc32cHardwareAvailable();
 // SSE4.2 crc32 instruction implementation. REQUIRES: Crc32cHardwareAvailable().
 uint32_t Crc32cSse42(uint32_t crc, const void* data, size_t n);
 
+// Three interleaved SSE4.2 streams joined with Crc32cCombine (about 3x Crc32cSse42 on large
+// buffers); Crc32cSse42 below 12 KiB.
+uint32_t Crc32cSse42ThreeWay(uint32_t crc, const void* data, size_t n);
+
+// The CRC of A || B from crc(A), crc(B) and |B| (zlib's crc32_combine, for CRC32C).
+uint32_t Crc32cCombine(uint32_t crc_a, uint32_t crc_b, uint64_t length_b);
+
 }  // namespace rlhf::codec::internal
 
 #endif  // RLHF_COMMON_CODEC_INTERNAL_CRC32C_IMPL_H_
