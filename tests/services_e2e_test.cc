@@ -117,6 +117,10 @@ TEST(ServicesE2eTest, ReferenceProcessServesLogProbs) {
       body.find("rlhf_rpc_requests_total{code=\"OK\",method=\"/rlhf.v1.Reference/LogProbs\"} 1"),
       std::string::npos)
       << body;
+  EXPECT_NE(body.find("rlhf_batcher_items_total{batcher=\"reference\"} 1"), std::string::npos)
+      << body;
+  EXPECT_NE(body.find("rlhf_batcher_queued_items{batcher=\"reference\"} 0"), std::string::npos)
+      << body;
   StopAndExpectCleanExit(s);
 }
 

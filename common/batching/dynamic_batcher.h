@@ -33,6 +33,19 @@
 
 namespace rlhf::batching {
 
+// Told about the batcher's work, for metrics (common/metrics/batcher_metrics.h). Called with the
+// batcher's lock released or from its worker thread; must be thread-safe and must not block.
+class BatchObserver {
+ public:
+  virtual ~BatchObserver() = default;
+  // Items now waiting, after a Submit or after a batch was taken.
+  virtual void OnQueueDepth(int queued_items) = 0;
+  // A Submit refused with RESOURCE_EXHAUSTED.
+  virtual void OnRejected(int items) = 0;
+  // One batch function call over `items` items that took `run`.
+  virtual void OnBatch(int items, absl::Duration run) = 0;
+};
+
 struct BatcherOptions {
   /// Items per batch function call at most (a single larger request still runs, alone).
   int max_batch = 64;
@@ -40,6 +53,8 @@ struct BatcherOptions {
   absl::Duration max_wait = absl::Milliseconds(5);
   /// Items waiting beyond this are refused with RESOURCE_EXHAUSTED.
   int max_queued = 4096;
+  /// Not owned; may be null. Must outlive the batcher.
+  BatchObserver* observer = nullptr;
 };
 
 inline absl::Status Validate(const BatcherOptions& o) {
@@ -68,15 +83,29 @@ class DynamicBatcher {
   // Enqueues `items`; `done` runs later on the worker thread (never inside Submit). On error
   // `done` is not called.
   absl::Status Submit(std::vector<In> items, Done done) ABSL_LOCKS_EXCLUDED(mu_) {
-    absl::MutexLock lock(&mu_);
-    if (stopped_) return absl::UnavailableError("batcher is shutting down");
-    if (queued_items_ + static_cast<int>(items.size()) > options_.max_queued) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "queue full: ", queued_items_, " items waiting, limit ", options_.max_queued));
+    const int n = static_cast<int>(items.size());
+    absl::Status status;
+    int depth = 0;
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopped_) return absl::UnavailableError("batcher is shutting down");
+      if (queued_items_ + n > options_.max_queued) {
+        status = absl::ResourceExhaustedError(absl::StrCat(
+            "queue full: ", queued_items_, " items waiting, limit ", options_.max_queued));
+      } else {
+        queued_items_ += n;
+        depth = queued_items_;
+        queue_.push_back(Request{std::move(items), std::move(done), absl::Now()});
+      }
     }
-    queued_items_ += items.size();
-    queue_.push_back(Request{std::move(items), std::move(done), absl::Now()});
-    return absl::OkStatus();
+    if (options_.observer != nullptr) {
+      if (status.ok()) {
+        options_.observer->OnQueueDepth(depth);
+      } else {
+        options_.observer->OnRejected(n);
+      }
+    }
+    return status;
   }
 
   void Stop() ABSL_LOCKS_EXCLUDED(mu_) {
@@ -135,6 +164,7 @@ class DynamicBatcher {
       queue_.pop_front();
     }
     queued_items_ -= taken;
+    depth_after_take_ = queued_items_;
     return true;
   }
 
@@ -143,7 +173,11 @@ class DynamicBatcher {
     for (auto& r : batch) {
       for (auto& item : r.items) items.push_back(std::move(item));
     }
+    const absl::Time start = absl::Now();
     absl::StatusOr<std::vector<Out>> outs = fn_(items);
+    if (options_.observer != nullptr) {
+      options_.observer->OnBatch(static_cast<int>(items.size()), absl::Now() - start);
+    }
     if (outs.ok() && outs->size() != items.size()) {
       outs = absl::InternalError(absl::StrCat("batch function returned ", outs->size(),
                                               " results for ", items.size(), " items"));
@@ -164,6 +198,7 @@ class DynamicBatcher {
   void Loop() {
     std::vector<Request> batch;
     while (NextBatch(&batch)) {
+      if (options_.observer != nullptr) options_.observer->OnQueueDepth(depth_after_take_);
       RunBatch(batch);
       batch.clear();
     }
@@ -177,6 +212,8 @@ class DynamicBatcher {
   std::deque<Request> queue_ ABSL_GUARDED_BY(mu_);
   int queued_items_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+  // Queue depth right after the last batch was taken; read by the worker thread only.
+  int depth_after_take_ = 0;
 
   std::thread worker_;  // last: starts after the state above is initialised
 };

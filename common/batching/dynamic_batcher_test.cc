@@ -142,6 +142,51 @@ TEST(DynamicBatcherTest, BatchErrorGoesToEveryRequestInTheBatch) {
   EXPECT_EQ(r.value.status().message(), "model failed");
 }
 
+// Counts what the batcher reports.
+class CountingObserver : public BatchObserver {
+ public:
+  void OnQueueDepth(int queued_items) override {
+    absl::MutexLock lock(&mu);
+    max_depth = std::max(max_depth, queued_items);
+  }
+  void OnRejected(int items) override {
+    absl::MutexLock lock(&mu);
+    rejected += items;
+  }
+  void OnBatch(int items, absl::Duration) override {
+    absl::MutexLock lock(&mu);
+    batched += items;
+    ++batches;
+  }
+  absl::Mutex mu;
+  int max_depth = 0, rejected = 0, batched = 0, batches = 0;
+};
+
+TEST(DynamicBatcherTest, ObserverSeesDepthBatchesAndRejections) {
+  Recorder rec;
+  CountingObserver observer;
+  BatcherOptions opts;
+  opts.max_batch = 8;
+  opts.max_wait = absl::Seconds(10);  // runs when 8 items are queued
+  opts.max_queued = 8;
+  opts.observer = &observer;
+  {
+    Batcher batcher(opts, rec.Fn());
+    Result a, b;
+    ASSERT_TRUE(batcher.Submit({1, 2, 3}, a.Callback()).ok());
+    EXPECT_EQ(batcher.Submit({4, 5, 6, 7, 8, 9}, [](auto) {}).code(),
+              absl::StatusCode::kResourceExhausted);
+    ASSERT_TRUE(batcher.Submit({4, 5, 6, 7, 8}, b.Callback()).ok());
+    a.done.WaitForNotification();
+    b.done.WaitForNotification();
+  }
+  absl::MutexLock lock(&observer.mu);
+  EXPECT_EQ(observer.max_depth, 8);
+  EXPECT_EQ(observer.rejected, 6);
+  EXPECT_EQ(observer.batched, 8);
+  EXPECT_EQ(observer.batches, 1);
+}
+
 TEST(DynamicBatcherTest, RejectsBadOptions) {
   BatcherOptions opts;
   opts.max_batch = 0;

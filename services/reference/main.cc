@@ -3,6 +3,7 @@
 #include "common/batching/batching_config.h"
 #include "common/checkpoint/checkpoint.h"
 #include "common/config/config.h"
+#include "common/metrics/batcher_metrics.h"
 #include "common/grpc/server.h"
 #include "common/grpc/service_main.h"
 #include "common/logging/logging.h"
@@ -23,6 +24,8 @@ absl::Status Run(const rlhf::grpc_util::ServiceArgs& args) {
   rlhf::reference::ReferenceServiceOptions options;
   options.max_request_sequences = config.limits().max_batch();
   options.batching = rlhf::batching::BatcherOptionsFromConfig(config.batching());
+  rlhf::metrics::BatcherMetrics batcher_metrics(*registry, "reference");
+  options.batching.observer = &batcher_metrics;
   RLHF_ASSIGN_OR_RETURN(auto service, rlhf::reference::ReferenceService::Create(model, options));
   return rlhf::grpc_util::ServeUntilSignal(config.server(), registry, {service.get()},
                                            {"rlhf.v1.Reference"}, args.port_file);

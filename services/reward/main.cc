@@ -2,6 +2,7 @@
 //   reward --config reward.yaml [--set key=value ...] [--port-file FILE]
 #include "common/batching/batching_config.h"
 #include "common/config/config.h"
+#include "common/metrics/batcher_metrics.h"
 #include "common/grpc/server.h"
 #include "common/grpc/service_main.h"
 #include "common/logging/logging.h"
@@ -31,6 +32,8 @@ absl::Status Run(const rlhf::grpc_util::ServiceArgs& args) {
   rlhf::reward::RewardServiceOptions options;
   options.max_request_items = config.limits().max_batch();
   options.batching = rlhf::batching::BatcherOptionsFromConfig(config.batching());
+  rlhf::metrics::BatcherMetrics batcher_metrics(*registry, "reward");
+  options.batching.observer = &batcher_metrics;
   RLHF_ASSIGN_OR_RETURN(auto service,
                         rlhf::reward::RewardService::Create(std::move(scorer), options));
   return rlhf::grpc_util::ServeUntilSignal(config.server(), registry, {service.get()},

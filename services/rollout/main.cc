@@ -9,6 +9,7 @@
 #include "common/batching/batching_config.h"
 #include "common/checkpoint/checkpoint.h"
 #include "common/config/config.h"
+#include "common/metrics/batcher_metrics.h"
 #include "common/grpc/server.h"
 #include "common/grpc/service_main.h"
 #include "common/logging/logging.h"
@@ -65,6 +66,8 @@ absl::Status Run(const rlhf::grpc_util::ServiceArgs& args) {
   rlhf::rollout::RolloutServiceOptions options;
   options.max_request_prompts = config.limits().max_batch();
   options.batching = rlhf::batching::BatcherOptionsFromConfig(config.batching());
+  rlhf::metrics::BatcherMetrics batcher_metrics(*registry, "generate");
+  options.batching.observer = &batcher_metrics;
   RLHF_ASSIGN_OR_RETURN(
       auto service, rlhf::rollout::RolloutService::Create(policy, std::move(tokenizer), options));
   // The loop starts once Generate is serving, and stops (returning its lease, waiting for
