@@ -149,28 +149,32 @@ absl::Status Failed(ServiceProcess* child, int code) {
                                          launch::TailOfFile(child->log_path())));
 }
 
+// Loopback children: port 0, and a short drain unless the config sets one (nothing on a laptop
+// needs 5 s to drain, and Ctrl-C should feel immediate).
+void ForLoopback(rlhf::v1::ServerConfig* server) {
+  server->set_listen_address("127.0.0.1:0");
+  if (!server->has_shutdown_grace_seconds()) server->set_shutdown_grace_seconds(1);
+}
+
 absl::Status RunFleet(const rlhf::v1::LocalConfig& c, const std::string& run_dir) {
   Fleet fleet(run_dir, c.bin_dir(), absl::Seconds(c.start_timeout_seconds()));
 
   rlhf::v1::RewardConfig reward = c.reward();
-  reward.mutable_server()->set_listen_address("127.0.0.1:0");
+  ForLoopback(reward.mutable_server());
   RLHF_ASSIGN_OR_RETURN(ServiceProcess * reward_proc,
                         fleet.Start("reward", "reward", reward, "rlhf.v1.Reward"));
   rlhf::v1::ReferenceConfig reference = c.reference();
-  reference.mutable_server()->set_listen_address("127.0.0.1:0");
+  ForLoopback(reference.mutable_server());
   RLHF_ASSIGN_OR_RETURN(ServiceProcess * reference_proc,
                         fleet.Start("reference", "reference", reference, "rlhf.v1.Reference"));
   rlhf::v1::LearnerConfig learner = c.learner();
-  learner.mutable_server()->set_listen_address("127.0.0.1:0");
-  if (!learner.server().has_shutdown_grace_seconds()) {
-    learner.mutable_server()->set_shutdown_grace_seconds(1);
-  }
+  ForLoopback(learner.mutable_server());
   if (learner.checkpoint_dir().empty()) learner.set_checkpoint_dir(run_dir + "/checkpoints");
   RLHF_ASSIGN_OR_RETURN(ServiceProcess * learner_proc,
                         fleet.Start("learner", "learner", learner, "rlhf.v1.Learner"));
   for (int i = 0; i < c.rollout_workers(); ++i) {
     rlhf::v1::RolloutConfig rollout = c.rollout();
-    rollout.mutable_server()->set_listen_address("127.0.0.1:0");
+    ForLoopback(rollout.mutable_server());
     rlhf::v1::WorkerConfig* w = rollout.mutable_worker();
     w->set_learner(learner_proc->address());
     w->set_reward(reward_proc->address());

@@ -162,6 +162,52 @@ TEST(PpoE2eTest, LocalRunRaisesTheRewardWithBoundedKl) {
   EXPECT_TRUE(fs::exists(dir + "/run/checkpoints/step-00000040/policy/model.safetensors"));
 }
 
+// Runs `rlhf local` on `config` until it exits (sending `signal_after_first_step`, when not 0,
+// after the first step line); returns its exit code and stdout + stderr.
+std::pair<int, std::string> RunLocal(const std::string& dir, const nlohmann::json& config,
+                                     int signal_after_first_step = 0) {
+  const std::string config_path = dir + "/local.json";
+  std::ofstream(config_path) << config.dump(2);
+  auto launcher = process::Subprocess::Start({RLHF_CLI_PATH, "local", "--config", config_path},
+                                             {dir + "/launcher.log"});
+  EXPECT_TRUE(launcher.ok()) << launcher.status();
+  std::string output;
+  while (true) {
+    auto line = (*launcher)->ReadLine(absl::Minutes(5));
+    if (!line.ok()) break;
+    output += *line + "\n";
+    if (signal_after_first_step != 0 && line->rfind("step 1/", 0) == 0) {
+      (*launcher)->Signal(signal_after_first_step);
+    }
+  }
+  auto code = (*launcher)->Wait(absl::Seconds(60));
+  EXPECT_TRUE(code.ok());
+  return {code.ok() ? *code : -1, output + launch::TailOfFile(dir + "/launcher.log", 60)};
+}
+
+TEST(PpoE2eTest, LocalRunFailsCleanlyWhenAProcessCannotStart) {
+  const std::string dir = TempDir("bad_child");
+  nlohmann::json config = Sections(dir, 5);
+  config["run_dir"] = dir + "/run";
+  std::ofstream(dir + "/bad_prompts.jsonl") << "{\"prompt\": \"ok\"}\nnot json\n";
+  config["learner"]["prompts"] = dir + "/bad_prompts.jsonl";
+  auto [code, output] = RunLocal(dir, config);
+  EXPECT_EQ(code, 1) << output;
+  EXPECT_NE(output.find("learner did not start"), std::string::npos) << output;
+  EXPECT_NE(output.find("bad_prompts.jsonl:2"), std::string::npos) << output;
+}
+
+TEST(PpoE2eTest, LocalRunStopsEveryProcessOnSigint) {
+  const std::string dir = TempDir("sigint");
+  nlohmann::json config = Sections(dir, 1000);
+  config["run_dir"] = dir + "/run";
+  auto [code, output] = RunLocal(dir, config, SIGINT);
+  EXPECT_EQ(code, 1) << output;
+  EXPECT_NE(output.find("interrupted by signal 2"), std::string::npos) << output;
+  // The learner checkpointed on its way out (SIGTERM from the launcher).
+  EXPECT_TRUE(fs::exists(dir + "/run/checkpoints/latest")) << output;
+}
+
 // Sums the samples of metric `name` in a Prometheus text exposition.
 double MetricSum(const std::string& text, const std::string& name) {
   double sum = 0;
