@@ -70,12 +70,14 @@ nlohmann::json Sections(const std::string& dir, int total_steps) {
           {"kl_horizon", 320},
           {"seed", 7}}}}},
       {"rollout",
-       {{"model", Model()},
+       {{"server", {{"shutdown_grace_seconds", 1}}},
+        {"model", Model()},
         {"tokenizer", Tokenizer()},
         {"threads", 1},
         {"worker", {{"batch_prompts", 8}}}}},
-      {"reward", {{"threads", 1}, {"rules", {{{"kind", "TEXT_SHARE"}, {"word", "ver"}, {"weight", 10}}}}}},
-      {"reference", {{"model", Model()}, {"threads", 1}}}};
+      {"reward", {{"server", {{"shutdown_grace_seconds", 1}}}, {"threads", 1}, {"rules", {{{"kind", "TEXT_SHARE"}, {"word", "ver"}, {"weight", 10}}}}}},
+      {"reference",
+       {{"server", {{"shutdown_grace_seconds", 1}}}, {"model", Model()}, {"threads", 1}}}};
 }
 
 std::vector<nlohmann::json> ReadEvents(const std::string& path, const std::string& kind) {
