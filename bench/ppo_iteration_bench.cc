@@ -6,14 +6,15 @@
 // with the torch threads of the --*_threads flags. A PPO batch is --worker_batches leases of
 // --batch_prompts prompts. Seconds per iteration = mean interval between the learner's step
 // events after --warmup steps; per-stage seconds come from the services' /metrics.
-// In-process: the same work, same code, no gRPC, sequentially on --inprocess_threads threads:
-// per lease GenerationEngine::Generate (the worker's sampling options and seeds),
-// ScoreTokenLogProbs on a frozen copy (as ReferenceService::RunBatch), the reward service's rule
-// scorer on decoded texts, the worker's trajectory shaping (services/rollout/trajectories.h);
-// then PpoTrainer::Step with the learner's options and the worker's weight swap
-// (PolicyParameters -> PolicyHolder::Install, a new GenerationEngine).
+// In-process: the same work with the same code and no gRPC, sequentially on --inprocess_threads
+// threads (bench/ppo_iteration_in_process.h: generate, reference log-probs, rule rewards, PPO
+// step, weight swap).
 // With max_policy_lag 1 (default) the worker generates the next batch while the learner trains
 // (pipelining); what it generates further ahead is dropped as stale and reported.
+// Threads (the budget is the machine's cores, 2 here): the in-process side uses them all in every
+// stage; so does the learner, whose step is most of the work and scales with threads; the worker
+// and the reference get 1 each: the worker waits for the reference's answer, so together they
+// keep one core busy, while the learner trains; the reward service's rule scorer uses no torch.
 // Models: "stories260K" (skipped when missing) and "random", a Llama of --dim/--hidden_dim/
 // --layers saved as an HF checkpoint, so that the comparison is about compute rather than
 // process overheads; both use tok512 (the bench is skipped without it). The sides alternate for
@@ -24,6 +25,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -37,22 +39,16 @@
 #include "absl/flags/reflection.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "common/checkpoint/checkpoint.h"
+#include "bench/ppo_iteration_in_process.h"
 #include "common/checkpoint/hf.h"
-#include "common/config/config.h"
 #include "common/launch/service_process.h"
 #include "common/logging/logging.h"
-#include "common/model/generation.h"
-#include "common/model/scoring.h"
+#include "common/model/llama.h"
 #include "common/runtime/runtime.h"
 #include "common/status/status_macros.h"
 #include "common/tokenizer/tokenizer.h"
 #include "nlohmann/json.hpp"
 #include "services/learner/ppo_trainer.h"
-#include "services/reward/scorers.h"
-#include "services/rollout/policy_holder.h"
-#include "services/rollout/rollout_service.h"
-#include "services/rollout/trajectories.h"
 
 ABSL_FLAG(std::string, models, "stories260K,random", "models to run: stories260K, random");
 ABSL_FLAG(std::string, stories260k, RLHF_SOURCE_DIR "/../shared/models/stories260K.bin", "model");
@@ -69,9 +65,9 @@ ABSL_FLAG(int, max_new_tokens, 32, "tokens sampled per response at most");
 ABSL_FLAG(int, max_policy_lag, 1, "learner max_policy_lag (0 = no pipelining; see the top)");
 ABSL_FLAG(int, warmup, 2, "iterations not timed (>= 1)");
 ABSL_FLAG(int, iterations, 6, "timed iterations");
-ABSL_FLAG(int, rounds, 2, "rounds of (in-process, multi-process)");
+ABSL_FLAG(int, rounds, 3, "rounds of (in-process, multi-process)");
 ABSL_FLAG(int, inprocess_threads, 2, "torch threads of the in-process side");
-ABSL_FLAG(int, learner_threads, 1, "torch threads of the learner process");
+ABSL_FLAG(int, learner_threads, 2, "torch threads of the learner process");
 ABSL_FLAG(int, worker_threads, 1, "torch threads of the rollout process");
 ABSL_FLAG(int, reference_threads, 1, "torch threads of the reference process");
 ABSL_FLAG(double, service_batch_wait_ms, 0, "reference/reward batching.max_wait_ms (1 worker)");
@@ -182,6 +178,32 @@ double MetricSum(const std::string& text, const std::string& name, const std::st
   return sum;
 }
 
+// CPU seconds used so far by the whole machine (/proc/stat, steal included) and by `pids`
+// (/proc/<pid>/stat utime + stime), to tell how many cores other processes took during a side.
+std::pair<double, double> CpuSeconds(const std::vector<pid_t>& pids) {
+  const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
+  std::ifstream stat("/proc/stat");
+  std::string cpu;
+  double user, nice, system, idle, iowait, irq, softirq, steal;
+  stat >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq >> steal;
+  double own = 0;
+  for (pid_t pid : pids) {
+    std::string line;
+    std::getline(std::ifstream(absl::StrCat("/proc/", pid, "/stat")), line);
+    // Fields after "(comm) ": state ppid ... utime (12th) stime (13th).
+    std::vector<std::string> f = absl::StrSplit(line.substr(line.rfind(')') + 2), ' ');
+    if (f.size() > 12) own += (std::stod(f[11]) + std::stod(f[12])) / tick;
+  }
+  return {(user + nice + system + irq + softirq + steal) / tick, own};
+}
+
+// Cores used on average by other processes between `before` (a CpuSeconds) and now.
+double OtherCores(const std::pair<double, double>& before, const std::vector<pid_t>& pids,
+                  double wall_seconds) {
+  const auto [machine, own] = CpuSeconds(pids);
+  return (machine - before.first - (own - before.second)) / wall_seconds;
+}
+
 std::string Scrape(const launch::ServiceProcess& p) {
   httplib::Client client("127.0.0.1", p.metrics_port());
   auto res = client.Get("/metrics");
@@ -226,6 +248,9 @@ absl::StatusOr<json> RunMultiProcess(const std::string& dir) {
             {"worker.learner=" + s["learner"]->address(), "worker.reward=" + s["reward"]->address(),
              "worker.reference=" + s["reference"]->address(), "worker.worker_id=worker-0"}));
   Clock::time_point t0;
+  std::vector<pid_t> pids = {getpid()};
+  for (const auto& [name, p] : s) pids.push_back(p->process().pid());
+  std::pair<double, double> cpu0;
   std::map<std::string, double> before;
   json ledger0, last;
   double tokens = 0;
@@ -242,6 +267,7 @@ absl::StatusOr<json> RunMultiProcess(const std::string& dir) {
     LOG(INFO) << "multi-process: step " << step << " (" << e["step_seconds"] << " s training)";
     if (step == warmup) {
       t0 = Clock::now();
+      cpu0 = CpuSeconds(pids);
       before = Stages(s);
       ledger0 = e["ledger"];
     } else if (step > warmup) {
@@ -250,6 +276,7 @@ absl::StatusOr<json> RunMultiProcess(const std::string& dir) {
     }
   }
   const double seconds = Seconds(t0) / iterations;
+  const double other_cores = OtherCores(cpu0, pids, seconds * iterations);
   json stages;
   for (const auto& [k, v] : Stages(s)) stages[k] = (v - before[k]) / iterations;
   auto delta = [&](const char* k) { return last["ledger"][k].get<int>() - ledger0[k].get<int>(); };
@@ -262,148 +289,40 @@ absl::StatusOr<json> RunMultiProcess(const std::string& dir) {
               {"tokens_per_s", tokens / iterations / seconds},
               {"stages_seconds_per_iteration", stages},
               {"stale_dropped", delta("stale_on_arrival") + delta("stale_at_pop")},
-              {"consumed", delta("consumed")}};
-}
-
-// In-process side: the services' pieces, called directly.
-struct InProcess {
-  rlhf::v1::LearnerConfig config;
-  std::unique_ptr<tokenizer::Tokenizer> tokenizer;
-  std::unique_ptr<learner::PpoTrainer> trainer;
-  model::Llama reference{nullptr};                // the reference service's frozen copy
-  std::shared_ptr<rollout::PolicyHolder> policy;  // the worker's engine
-  std::unique_ptr<reward::Scorer> scorer;
-  std::vector<rlhf::v1::Prompt> prompts;
-  int64_t leases = 0;
-  uint64_t next_seq = 0;
-  std::map<std::string, double> seconds;  // per stage, over the timed iterations
-};
-
-absl::StatusOr<std::unique_ptr<InProcess>> CreateInProcess(const std::string& dir) {
-  auto p = std::make_unique<InProcess>();
-  RLHF_RETURN_IF_ERROR(config::LoadConfig(dir + "/learner.json", {}, &p->config));
-  rlhf::v1::RewardConfig reward;
-  RLHF_RETURN_IF_ERROR(config::LoadConfig(dir + "/reward.json", {}, &reward));
-  RLHF_ASSIGN_OR_RETURN(p->tokenizer, tokenizer::LoadTokenizer(p->config.tokenizer()));
-  RLHF_ASSIGN_OR_RETURN(model::Llama policy, checkpoint::LoadModel(p->config.policy()));
-  RLHF_ASSIGN_OR_RETURN(model::Llama critic, learner::PpoTrainer::CriticFromPolicy(policy));
-  RLHF_ASSIGN_OR_RETURN(
-      p->trainer, learner::PpoTrainer::Create(
-                      policy, critic,
-                      learner::PpoTrainerOptionsFromConfig(p->config.ppo(), p->config.sampling())));
-  RLHF_ASSIGN_OR_RETURN(p->reference, checkpoint::LoadModel(p->config.policy()));
-  RLHF_ASSIGN_OR_RETURN(model::Llama worker_model, checkpoint::LoadModel(p->config.policy()));
-  RLHF_ASSIGN_OR_RETURN(p->policy, rollout::PolicyHolder::Create(worker_model, -1));
-  RLHF_ASSIGN_OR_RETURN(p->scorer,
-                        reward::CreateRuleScorer({reward.rules().begin(), reward.rules().end()}));
-  std::ifstream in(p->config.prompts());
-  for (std::string line; std::getline(in, line);) {  // tokenized as the learner's prompt pool
-    rlhf::v1::Prompt& prompt = p->prompts.emplace_back();
-    prompt.set_index(static_cast<int64_t>(p->prompts.size() - 1));
-    prompt.set_text(json::parse(line)["prompt"].get<std::string>());
-    prompt.add_tokens(p->tokenizer->bos_id());
-    for (int id : p->tokenizer->Encode(prompt.text())) prompt.add_tokens(id);
-  }
-  return p;
-}
-
-// A lease as LearnerService::LeasePrompts grants it (prompts in file order).
-rlhf::v1::PromptLease NextLease(InProcess& p) {
-  rlhf::v1::PromptLease lease;
-  lease.set_lease_id(absl::StrCat("lease-", p.leases));
-  const int n = GetFlag(FLAGS_batch_prompts);
-  for (int i = 0; i < n; ++i)
-    *lease.add_prompts() = p.prompts[(p.leases * n + i) % p.prompts.size()];
-  const rlhf::v1::SamplingConfig& c = p.config.sampling();
-  rlhf::v1::SamplingParams* s = lease.mutable_sampling();
-  s->set_temperature(static_cast<float>(c.temperature()));
-  s->set_top_k(c.top_k());
-  s->set_top_p(static_cast<float>(c.top_p()));
-  s->set_max_new_tokens(c.max_new_tokens());
-  s->set_seed(p.config.seed() * 0x9E3779B97F4A7C15ULL + (static_cast<uint64_t>(p.leases++) << 16));
-  return lease;
-}
-
-// One lease's work as the worker, the reference service and the reward service do it.
-absl::Status RunLease(InProcess& p, std::vector<rlhf::v1::Trajectory>* batch) {
-  const rlhf::v1::PromptLease lease = NextLease(p);
-  Clock::time_point t = Clock::now();
-  const rollout::PolicyHolder::Policy policy = p.policy->Snapshot();
-  RLHF_ASSIGN_OR_RETURN(auto prompts, rollout::LeasePromptTokens(lease, p.tokenizer.get()));
-  const model::SamplingOptions sampling = rollout::SamplingOptionsFromProto(lease.sampling());
-  std::vector<uint64_t> seeds;
-  for (size_t i = 0; i < prompts.size(); ++i) seeds.push_back(sampling.seed + i);
-  RLHF_ASSIGN_OR_RETURN(auto results, policy.engine->Generate(prompts, sampling, seeds));
-  std::vector<rlhf::v1::Trajectory> trajectories = rollout::BuildTrajectories(
-      lease, prompts, results, policy.version, "in-process", &p.next_seq);
-  p.seconds["generate"] += Seconds(t);
-
-  t = Clock::now();
-  const rlhf::v1::LogProbsRequest ref_request =
-      rollout::MakeLogProbsRequest(trajectories, lease.sampling().temperature());
-  std::vector<std::vector<int64_t>> sequences;
-  for (const auto& seq : ref_request.sequences()) {
-    sequences.emplace_back(seq.tokens().begin(), seq.tokens().end());
-  }
-  RLHF_ASSIGN_OR_RETURN(
-      auto scored, model::ScoreTokenLogProbs(p.reference, sequences, ref_request.temperature()));
-  rlhf::v1::LogProbsResponse ref;
-  for (int i = 0; i < ref_request.sequences_size(); ++i) {
-    const int start = ref_request.sequences(i).start();
-    ref.add_results()->mutable_logprobs()->Add(scored[i].begin() + (start - 1), scored[i].end());
-  }
-  p.seconds["reference"] += Seconds(t);
-
-  t = Clock::now();
-  const rlhf::v1::ScoreRequest score_request =
-      rollout::MakeScoreRequest(lease, trajectories, p.tokenizer.get());
-  std::vector<reward::ScoreInput> inputs;
-  for (const auto& it : score_request.items()) {
-    inputs.push_back({{it.prompt_tokens().begin(), it.prompt_tokens().end()},
-                      {it.response_tokens().begin(), it.response_tokens().end()},
-                      it.prompt_text(),
-                      it.response_text()});
-  }
-  RLHF_ASSIGN_OR_RETURN(std::vector<float> scores, p.scorer->Score(inputs));
-  rlhf::v1::ScoreResponse reward;
-  reward.mutable_scores()->Add(scores.begin(), scores.end());
-  p.seconds["reward"] += Seconds(t);
-  RLHF_RETURN_IF_ERROR(rollout::AttachScores(ref, reward, &trajectories));
-  for (auto& trajectory : trajectories) batch->push_back(std::move(trajectory));
-  return absl::OkStatus();
+              {"consumed", delta("consumed")},
+              {"other_processes_cores", other_cores}};
 }
 
 absl::StatusOr<json> RunInProcess(const std::string& dir) {
   const int warmup = GetFlag(FLAGS_warmup), iterations = GetFlag(FLAGS_iterations);
   at::set_num_threads(GetFlag(FLAGS_inprocess_threads));
-  RLHF_ASSIGN_OR_RETURN(std::unique_ptr<InProcess> p, CreateInProcess(dir));
-  // The worker's first sync: the learner's version 0.
-  RLHF_RETURN_IF_ERROR(p->policy->Install(p->trainer->PolicyParameters(), 0));
+  RLHF_ASSIGN_OR_RETURN(
+      std::unique_ptr<InProcessLoop> loop,
+      InProcessLoop::Create(dir + "/learner.json", dir + "/reward.json",
+                            GetFlag(FLAGS_batch_prompts), GetFlag(FLAGS_worker_batches)));
   double total = 0, tokens = 0;
+  std::pair<double, double> cpu0;
   for (int it = 0; it < warmup + iterations; ++it) {
-    if (it == warmup) p->seconds.clear();
-    const Clock::time_point start = Clock::now();
-    std::vector<rlhf::v1::Trajectory> batch;
-    for (int b = 0; b < GetFlag(FLAGS_worker_batches); ++b) {
-      RLHF_RETURN_IF_ERROR(RunLease(*p, &batch));
+    if (it == warmup) {
+      loop->stage_seconds().clear();
+      cpu0 = CpuSeconds({getpid()});
     }
-    Clock::time_point t = Clock::now();
-    RLHF_ASSIGN_OR_RETURN(learner::PpoStepStats stats, p->trainer->Step(batch));
-    p->seconds["learner_step"] += Seconds(t);
-    t = Clock::now();
-    RLHF_RETURN_IF_ERROR(p->policy->Install(p->trainer->PolicyParameters(), p->trainer->step()));
-    p->seconds["weight_swap"] += Seconds(t);
+    const Clock::time_point start = Clock::now();
+    RLHF_ASSIGN_OR_RETURN(learner::PpoStepStats stats, loop->Iteration());
     const double seconds = Seconds(start);
     LOG(INFO) << "in-process: step " << stats.step << " in " << seconds << " s";
-    if (it >= warmup) total += seconds, tokens += static_cast<double>(stats.tokens);
+    if (it < warmup) continue;
+    total += seconds;
+    tokens += static_cast<double>(stats.tokens);
   }
   json stages;
-  for (const auto& [k, v] : p->seconds) stages[k] = v / iterations;
+  for (const auto& [k, v] : loop->stage_seconds()) stages[k] = v / iterations;
   return json{{"side", "in_process"},
               {"seconds_per_iteration", total / iterations},
               {"tokens_per_iteration", tokens / iterations},
               {"tokens_per_s", tokens / total},
-              {"stages_seconds_per_iteration", stages}};
+              {"stages_seconds_per_iteration", stages},
+              {"other_processes_cores", OtherCores(cpu0, {getpid()}, total)}};
 }
 
 // Runs --rounds rounds of both sides on `model_name`; returns false when a side failed.
@@ -439,6 +358,7 @@ bool BenchModel(const std::string& model_name, int64_t vocab, const std::string&
       if (b.is_null() || r["seconds_per_iteration"] < b["seconds_per_iteration"]) b = r;
     }
   }
+  if (model_name == "random") fs::remove_all(*model);  // keep the logs, not the weights
   const json &multi = best["multi_process"], &single = best["in_process"];
   const double ratio =
       multi["seconds_per_iteration"].get<double>() / single["seconds_per_iteration"].get<double>();
@@ -453,6 +373,10 @@ bool BenchModel(const std::string& model_name, int64_t vocab, const std::string&
          {"goal_ratio", kGoal},
          {"meets_goal", ratio <= kGoal},
          {"pipelined", GetFlag(FLAGS_max_policy_lag) > 0},
+         // Cores other processes took during the rounds above: > ~0.2 means a noisy result.
+         {"other_processes_cores",
+          {{"multi_process", multi["other_processes_cores"]},
+           {"in_process", single["other_processes_cores"]}}},
          {"multi_process_stale_per_iteration",
           multi["stale_dropped"].get<double>() / GetFlag(FLAGS_iterations)},
          {"threads", Threads()}});
@@ -462,8 +386,9 @@ bool BenchModel(const std::string& model_name, int64_t vocab, const std::string&
 int Main() {
   auto tokenizer = tokenizer::LoadTokenizer(GetFlag(FLAGS_tokenizer));
   if (!tokenizer.ok()) {
+    LOG(ERROR) << tokenizer.status();
     Print({{"bench", "ppo_iteration"}, {"skipped", tokenizer.status().ToString()}});
-    return 0;
+    return absl::IsNotFound(tokenizer.status()) ? 0 : 1;
   }
   std::string work_dir = GetFlag(FLAGS_work_dir);
   if (work_dir.empty()) {
@@ -473,7 +398,7 @@ int Main() {
   for (const char* name : {"batch_prompts", "worker_batches", "minibatch", "epochs",
                            "max_new_tokens", "max_policy_lag", "warmup", "iterations", "rounds",
                            "service_batch_wait_ms", "dim", "hidden_dim", "layers"}) {
-    config[name] = absl::FindCommandLineFlag(name)->CurrentValue();
+    config[name] = json::parse(absl::FindCommandLineFlag(name)->CurrentValue());
   }
   Print({{"bench", "ppo_iteration"},
          {"config", config},
