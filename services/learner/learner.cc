@@ -68,6 +68,12 @@ absl::StatusOr<std::vector<rlhf::v1::Prompt>> LoadPrompts(const std::string& pat
   return prompts;
 }
 
+int64_t MaxPromptsInFlight(const rlhf::v1::LearnerConfig& c) {
+  if (c.max_prompts_in_flight() < 0) return 0;  // no limit
+  if (c.max_prompts_in_flight() > 0) return c.max_prompts_in_flight();
+  return static_cast<int64_t>(c.ppo().batch_size()) * (c.max_policy_lag() + 1);
+}
+
 }  // namespace
 
 absl::Status ValidateLearnerConfig(const rlhf::v1::LearnerConfig& c) {
@@ -166,7 +172,7 @@ Learner::Learner(const rlhf::v1::LearnerConfig& config, std::unique_ptr<PpoTrain
       weights_(std::make_unique<WeightStore>(config.keep_versions(), config.weight_chunk_bytes())),
       metrics_(std::make_unique<LearnerMetrics>(registry)),
       service_(std::make_unique<LearnerService>(
-          LearnerServiceOptions{config.sampling(), config.seed()},
+          LearnerServiceOptions{config.sampling(), config.seed(), MaxPromptsInFlight(config)},
           pool_.get(), queue_.get(), weights_.get(), metrics_.get())) {}
 
 Learner::~Learner() { Stop(); }

@@ -257,6 +257,14 @@ LearnerService::LearnerService(const LearnerServiceOptions& options, PromptPool*
     reactor->Finish(Status(StatusCode::INVALID_ARGUMENT, "max_prompts must be > 0"));
     return reactor;
   }
+  if (options_.max_prompts_in_flight > 0) pool_->Expire();  // a dead worker's lease frees up
+  if (options_.max_prompts_in_flight > 0 &&
+      pool_->Stats().outstanding + queue_->size() + request->max_prompts() >
+          options_.max_prompts_in_flight) {
+    // Enough is out for the next steps: more would arrive stale. An empty lease; ask again.
+    reactor->Finish(Status::OK);
+    return reactor;
+  }
   auto lease = pool_->Lease(request->worker_id(), request->max_prompts());
   if (!lease.ok()) {
     if (absl::IsFailedPrecondition(lease.status())) {

@@ -42,6 +42,9 @@ struct LearnerServiceOptions {
   rlhf::v1::SamplingConfig sampling;
   /// Base of the per-lease sampling seeds.
   uint64_t seed = 1;
+  /// Most prompts out at once (outstanding in leases + queued); beyond it leases are empty.
+  /// 0 = no limit.
+  int64_t max_prompts_in_flight = 0;
 };
 
 absl::Status Validate(const LearnerServiceOptions& options);

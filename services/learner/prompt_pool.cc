@@ -230,6 +230,11 @@ void PromptPool::Complete(const std::string& lease_id, int64_t prompt_index) {
   ++stats_.ignored_completions;
 }
 
+void PromptPool::Expire() {
+  absl::MutexLock lock(&mu_);
+  ExpireOverdue(options_.now());
+}
+
 void PromptPool::Close() {
   absl::MutexLock lock(&mu_);
   closed_ = true;

@@ -129,6 +129,10 @@ class PromptPool {
   // expired/returned leases in late_completions.
   void Complete(const std::string& lease_id, int64_t prompt_index) ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Requeues the prompts of leases past their deadline now (Lease, Return and Complete do it
+  // too); for callers that look at Stats() to decide whether to lease.
+  void Expire() ABSL_LOCKS_EXCLUDED(mu_);
+
   // Stops leasing: Lease() returns FAILED_PRECONDITION from now on.
   void Close() ABSL_LOCKS_EXCLUDED(mu_);
 

@@ -208,7 +208,11 @@ void Worker::Loop() {
         return learner_->LeasePrompts(context, request, &lease);
       });
       if (s.ok() && lease.prompts().empty()) {
-        VLOG(1) << "empty lease: the prompt pool is closed or empty for now";
+        // The learner has enough prompts out (or the run is ending): ask again soon, without
+        // growing the wait, so that the worker is back as soon as the learner needs data.
+        VLOG(1) << "empty lease: the learner has enough prompts out, or the run is ending";
+        SleepUnlessStopping(options_.initial_backoff);
+        continue;
       } else if (s.ok()) {
         s = RunLease(lease);
         if (s.ok()) {
