@@ -1,5 +1,6 @@
 #include "services/learner/learner.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -71,7 +72,9 @@ absl::StatusOr<std::vector<rlhf::v1::Prompt>> LoadPrompts(const std::string& pat
 int64_t MaxPromptsInFlight(const rlhf::v1::LearnerConfig& c) {
   if (c.max_prompts_in_flight() < 0) return 0;  // no limit
   if (c.max_prompts_in_flight() > 0) return c.max_prompts_in_flight();
-  return static_cast<int64_t>(c.ppo().batch_size()) * (c.max_policy_lag() + 1);
+  // Prompts the learner has popped for the step in progress are no longer counted, so one batch
+  // per version of lag can be out while it trains: generated at v, trained at v + 1.
+  return static_cast<int64_t>(c.ppo().batch_size()) * std::max(1, c.max_policy_lag());
 }
 
 }  // namespace
