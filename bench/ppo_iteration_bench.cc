@@ -34,6 +34,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_util.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/reflection.h"
@@ -78,19 +79,10 @@ namespace {
 
 namespace fs = std::filesystem;
 using absl::GetFlag;
-using Clock = std::chrono::steady_clock;
 using nlohmann::json;
 
 constexpr double kGoal = 1.10;  // multi-process time / in-process time
 
-void Print(const json& line) {
-  std::printf("%s\n", line.dump().c_str());
-  std::fflush(stdout);
-}
-
-double Seconds(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
 
 int BatchSize() { return GetFlag(FLAGS_batch_prompts) * GetFlag(FLAGS_worker_batches); }
 

@@ -34,6 +34,7 @@
 
 #include <torch/torch.h>
 
+#include "bench/bench_util.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/status/statusor.h"
@@ -77,17 +78,8 @@ ABSL_FLAG(std::string, python_script, RLHF_SOURCE_DIR "/bench/python_ppo_step.py
 namespace rlhf::bench {
 namespace {
 
-using Clock = std::chrono::steady_clock;
 using nlohmann::json;
 
-void Print(const json& line) {
-  std::printf("%s\n", line.dump().c_str());
-  std::fflush(stdout);
-}
-
-double Seconds(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
 
 absl::StatusOr<model::Llama> MakePolicy() {
   if (!absl::GetFlag(FLAGS_model).empty()) return checkpoint::LoadModel(absl::GetFlag(FLAGS_model));

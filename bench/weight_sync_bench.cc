@@ -37,6 +37,7 @@
 #include <prometheus/registry.h>
 #include <torch/torch.h>
 
+#include "bench/bench_util.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/status/statusor.h"
@@ -70,17 +71,8 @@ ABSL_FLAG(bool, breakdown, false,
 namespace rlhf::bench {
 namespace {
 
-using Clock = std::chrono::steady_clock;
 using nlohmann::json;
 
-void Print(const json& line) {
-  std::printf("%s\n", line.dump().c_str());
-  std::fflush(stdout);
-}
-
-double Seconds(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
 
 absl::StatusOr<model::LlamaConfig> ConfigFor(const std::string& name) {
   model::LlamaConfig c;
