@@ -10,7 +10,8 @@
 // threads (bench/ppo_iteration_in_process.h: generate, reference log-probs, rule rewards, PPO
 // step, weight swap).
 // With max_policy_lag 1 (default) the worker generates the next batch while the learner trains
-// (pipelining); what it generates further ahead is dropped as stale and reported.
+// (pipelining; the learner's lease gate keeps it from running further ahead, and any stale drops
+// are reported); with 0 it waits while the learner trains (strictly synchronous).
 // Threads (the budget is the machine's cores, 2 here): the in-process side uses them all in every
 // stage; so does the learner, whose step is most of the work and scales with threads; the worker
 // and the reference get 1 each: the worker waits for the reference's answer, so together they

@@ -22,6 +22,14 @@ std::string BlasDescription();
 // Call once at process start, before any torch work.
 absl::Status InitTorchRuntime(int num_threads);
 
+// Makes torch ops on the calling thread single-threaded, leaving other threads at the count of
+// InitTorchRuntime. For services whose main thread only loads models while other threads (a
+// training loop, a batcher) compute: libgomp spins while waiting for work only when a process
+// has no more OpenMP threads than CPUs, and sleeps after ~100 spins otherwise, which costs
+// every parallel region a futex wake-up (a PPO step measured 1.5x slower). A second thread pool
+// on the main thread is what pushed services over. Call after InitTorchRuntime.
+void MakeThisThreadSerial();
+
 }  // namespace rlhf::runtime
 
 #endif  // RLHF_COMMON_RUNTIME_RUNTIME_H_

@@ -72,9 +72,10 @@ absl::StatusOr<std::vector<rlhf::v1::Prompt>> LoadPrompts(const std::string& pat
 int64_t MaxPromptsInFlight(const rlhf::v1::LearnerConfig& c) {
   if (c.max_prompts_in_flight() < 0) return 0;  // no limit
   if (c.max_prompts_in_flight() > 0) return c.max_prompts_in_flight();
-  // Prompts the learner has popped for the step in progress are no longer counted, so one batch
-  // per version of lag can be out while it trains: generated at v, trained at v + 1.
-  return static_cast<int64_t>(c.ppo().batch_size()) * std::max(1, c.max_policy_lag());
+  // The batch being trained on counts until its step is published, so lag k lets k batches be
+  // generated while the learner trains: with k = 0 the workers wait (strictly synchronous PPO,
+  // and the learner has the cores to itself); none of them can arrive stale.
+  return static_cast<int64_t>(c.ppo().batch_size()) * (c.max_policy_lag() + 1);
 }
 
 }  // namespace
@@ -231,6 +232,7 @@ void Learner::Stop() {
   }
   if (thread_.joinable()) thread_.join();
   queue_->Close();
+  service_->Close();
 }
 
 absl::Status Learner::Wait() {
@@ -275,8 +277,9 @@ absl::Status Learner::Loop(const EventCallback& on_event) {
     std::vector<rlhf::v1::Trajectory> batch;
     while (static_cast<int>(batch.size()) < batch_size && !stop_requested()) {
       auto got = queue_->PopBatch(batch_size - static_cast<int>(batch.size()),
-                                  weights_->latest(), absl::Milliseconds(200));
+                                  weights_->latest(), absl::Milliseconds(100));
       for (auto& t : got) batch.push_back(std::move(t));
+      service_->ServeWaitingLeases();  // keeps the waiting leases' deadlines
       metrics_->SyncLedger(queue_->Ledger());
       metrics_->SyncPrompts(pool_->Stats());
     }
@@ -292,6 +295,8 @@ absl::Status Learner::Loop(const EventCallback& on_event) {
     }
     RLHF_ASSIGN_OR_RETURN(PpoStepStats stats, trainer_->Step(batch));
     RLHF_RETURN_IF_ERROR(PublishPolicy());
+    queue_->ReleaseTaken();
+    service_->ServeWaitingLeases();  // the batch trained on made room
     metrics_->policy_version.Set(static_cast<double>(trainer_->step()));
     metrics_->RecordStep(stats);
     nlohmann::json event = StepJson(stats);
@@ -303,6 +308,7 @@ absl::Status Learner::Loop(const EventCallback& on_event) {
     }
   }
   pool_->Close();
+  service_->Close();
   if (!config_.checkpoint_dir().empty()) RLHF_RETURN_IF_ERROR(WriteCheckpoint());
   {
     absl::MutexLock lock(&mu_);

@@ -1,12 +1,15 @@
 #include "services/learner/learner_service.h"
 
+#include <algorithm>
 #include <deque>
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "common/grpc/status_util.h"
 #include "glog/logging.h"
 
@@ -241,6 +244,9 @@ absl::Status Validate(const LearnerServiceOptions& options) {
   if (options.sampling.max_new_tokens() <= 0) {
     return absl::InvalidArgumentError("sampling.max_new_tokens must be > 0");
   }
+  if (options.max_lease_wait <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("max_lease_wait must be > 0");
+  }
   return absl::OkStatus();
 }
 
@@ -257,23 +263,61 @@ LearnerService::LearnerService(const LearnerServiceOptions& options, PromptPool*
     reactor->Finish(Status(StatusCode::INVALID_ARGUMENT, "max_prompts must be > 0"));
     return reactor;
   }
-  if (options_.max_prompts_in_flight > 0) pool_->Expire();  // a dead worker's lease frees up
-  if (options_.max_prompts_in_flight > 0 &&
-      pool_->Stats().outstanding + queue_->size() + request->max_prompts() >
-          options_.max_prompts_in_flight) {
-    // Enough is out for the next steps: more would arrive stale. An empty lease; ask again.
-    reactor->Finish(Status::OK);
+  if (options_.max_prompts_in_flight <= 0) {
+    reactor->Finish(FillLease(*request, response));
     return reactor;
   }
-  auto lease = pool_->Lease(request->worker_id(), request->max_prompts());
-  if (!lease.ok()) {
-    if (absl::IsFailedPrecondition(lease.status())) {
-      // The pool is closed: the run is finishing. An empty lease tells the worker to wait.
-      reactor->Finish(Status::OK);
-      return reactor;
+  // Gated: this lease joins the line, which is served in order as room frees up.
+  absl::Time deadline = absl::Now() + options_.max_lease_wait;
+  deadline = std::min(deadline, absl::FromChrono(context->deadline()) - absl::Milliseconds(250));
+  {
+    absl::MutexLock lock(&wait_mu_);
+    waiting_.push_back(WaitingLease{reactor, request, response, deadline});
+  }
+  ServeWaitingLeases();
+  return reactor;
+}
+
+void LearnerService::ServeWaitingLeases() {
+  std::vector<std::pair<::grpc::ServerUnaryReactor*, Status>> answers;  // finished unlocked
+  {
+    absl::MutexLock lock(&wait_mu_);
+    if (waiting_.empty()) return;
+    if (!closed_) pool_->Expire();  // a dead worker's lease frees up
+    int64_t in_flight = pool_->Stats().outstanding + queue_->QueuedOrTaken();
+    const absl::Time now = absl::Now();
+    while (!waiting_.empty()) {
+      const WaitingLease& w = waiting_.front();
+      const bool room = in_flight + w.request->max_prompts() <= options_.max_prompts_in_flight;
+      if (closed_ || !room) {
+        if (!closed_ && now < w.deadline) break;  // FIFO: later ones wait behind it
+        answers.emplace_back(w.reactor, Status::OK);  // empty: ask again (or the run is ending)
+      } else {
+        // Leased under the lock, so the next one's count includes these prompts.
+        answers.emplace_back(w.reactor, FillLease(*w.request, w.response));
+        in_flight = pool_->Stats().outstanding + queue_->QueuedOrTaken();
+      }
+      waiting_.pop_front();
     }
-    reactor->Finish(grpc_util::ToGrpcStatus(lease.status()));
-    return reactor;
+  }
+  for (auto& [reactor, status] : answers) reactor->Finish(status);
+}
+
+void LearnerService::Close() {
+  {
+    absl::MutexLock lock(&wait_mu_);
+    closed_ = true;
+  }
+  ServeWaitingLeases();
+}
+
+Status LearnerService::FillLease(const rlhf::v1::LeasePromptsRequest& request,
+                                rlhf::v1::PromptLease* response) {
+  auto lease = pool_->Lease(request.worker_id(), request.max_prompts());
+  if (!lease.ok()) {
+    // A closed pool means the run is finishing: an empty lease tells the worker to wait.
+    if (absl::IsFailedPrecondition(lease.status())) return Status::OK;
+    return grpc_util::ToGrpcStatus(lease.status());
   }
   *response = std::move(*lease);
   response->set_policy_version(weights_->latest());
@@ -285,8 +329,7 @@ LearnerService::LearnerService(const LearnerServiceOptions& options, PromptPool*
   // Distinct seeds per lease (prompt i uses seed + i), so re-issued prompts get fresh samples.
   s->set_seed(options_.seed * 0x9E3779B97F4A7C15ULL + (leases_.fetch_add(1) << 16));
   metrics_->SyncPrompts(pool_->Stats());
-  reactor->Finish(Status::OK);
-  return reactor;
+  return Status::OK;
 }
 
 ::grpc::ServerUnaryReactor* LearnerService::ReturnLease(
@@ -301,6 +344,7 @@ LearnerService::LearnerService(const LearnerServiceOptions& options, PromptPool*
   response->set_returned_prompts(*returned);
   metrics_->SyncPrompts(pool_->Stats());
   reactor->Finish(Status::OK);
+  ServeWaitingLeases();  // the returned prompts are room for a waiting lease
   return reactor;
 }
 

@@ -26,8 +26,11 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "rlhf/v1/config.pb.h"
 #include "rlhf/v1/services.grpc.pb.h"
 #include "services/learner/learner_metrics.h"
@@ -42,9 +45,13 @@ struct LearnerServiceOptions {
   rlhf::v1::SamplingConfig sampling;
   /// Base of the per-lease sampling seeds.
   uint64_t seed = 1;
-  /// Most prompts out at once (outstanding in leases + queued); beyond it leases are empty.
-  /// 0 = no limit.
+  /// Most prompts in flight at once: outstanding in leases, queued, and in the batch being
+  /// trained on (until TrajectoryQueue::ReleaseTaken). 0 = no limit.
   int64_t max_prompts_in_flight = 0;
+  /// How long a lease waits for room (also capped by the caller's deadline less 250 ms:
+  /// the learner serves waiting leases every 100 ms while it waits for data)
+  /// before it is answered empty.
+  absl::Duration max_lease_wait = absl::Seconds(2);
 };
 
 absl::Status Validate(const LearnerServiceOptions& options);
@@ -69,6 +76,15 @@ class LearnerService final : public rlhf::v1::Learner::CallbackService {
       ::grpc::CallbackServerContext* context,
       const rlhf::v1::WatchVersionRequest* request) override;
 
+  // Answers the waiting leases in order while the gate has room, and the overdue ones (or all,
+  // after Close) with an empty lease. The learner calls it when it frees room (a step is
+  // published) and periodically while it waits for data, so that deadlines are kept.
+  void ServeWaitingLeases() ABSL_LOCKS_EXCLUDED(wait_mu_);
+
+  // The run is ending: waiting and later gated leases are answered empty at once. Call before
+  // shutting the server down (its Shutdown waits for unfinished calls).
+  void Close() ABSL_LOCKS_EXCLUDED(wait_mu_);
+
   // Called by the push reactors.
   PromptPool& pool() { return *pool_; }
   TrajectoryQueue& queue() { return *queue_; }
@@ -76,12 +92,26 @@ class LearnerService final : public rlhf::v1::Learner::CallbackService {
   LearnerMetrics& metrics() { return *metrics_; }
 
  private:
+  // A LeasePrompts call waiting for room under max_prompts_in_flight.
+  struct WaitingLease {
+    ::grpc::ServerUnaryReactor* reactor;
+    const rlhf::v1::LeasePromptsRequest* request;
+    rlhf::v1::PromptLease* response;
+    absl::Time deadline;
+  };
+  // Leases prompts from the pool into `response`; returns the status to finish the call with.
+  ::grpc::Status FillLease(const rlhf::v1::LeasePromptsRequest& request,
+                           rlhf::v1::PromptLease* response);
+
   const LearnerServiceOptions options_;
   PromptPool* const pool_;
   TrajectoryQueue* const queue_;
   WeightStore* const weights_;
   LearnerMetrics* const metrics_;
   std::atomic<uint64_t> leases_{0};
+  absl::Mutex wait_mu_;
+  std::deque<WaitingLease> waiting_ ABSL_GUARDED_BY(wait_mu_);
+  bool closed_ ABSL_GUARDED_BY(wait_mu_) = false;
 };
 
 }  // namespace rlhf::learner

@@ -189,6 +189,50 @@ TEST(LearnerServiceTest, LeasesCarryPromptsSamplingAndVersionAndCanBeReturned) {
             ::grpc::INVALID_ARGUMENT);
 }
 
+TEST(LearnerServiceTest, LeasesBeyondTheGateWaitForRoomInOrder) {
+  // max_policy_lag 0: one batch (4 prompts) in flight at a time.
+  rlhf::v1::LearnerConfig config = Config(4, 1);
+  config.set_max_policy_lag(0);
+  LearnerFixture f(config);
+  f.Start();
+  rlhf::v1::LeasePromptsRequest request;
+  request.set_worker_id("w1");
+  request.set_max_prompts(4);
+  rlhf::v1::PromptLease first;
+  ::grpc::ClientContext ctx;
+  ASSERT_TRUE(f.stub().LeasePrompts(&ctx, request, &first).ok());
+  ASSERT_EQ(first.prompts_size(), 4);
+
+  // The gate is full: the next lease waits instead of coming back empty ...
+  absl::Notification answered;
+  rlhf::v1::PromptLease second;
+  ::grpc::Status second_status;
+  std::thread waiter([&] {
+    ::grpc::ClientContext wait_ctx;
+    wait_ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    second_status = f.stub().LeasePrompts(&wait_ctx, request, &second);
+    answered.Notify();
+  });
+  EXPECT_FALSE(answered.WaitForNotificationWithTimeout(absl::Milliseconds(300)));
+  // ... until room frees up: returning the first lease answers it with prompts.
+  rlhf::v1::ReturnLeaseRequest ret;
+  ret.set_lease_id(first.lease_id());
+  rlhf::v1::ReturnLeaseResponse returned;
+  ::grpc::ClientContext ret_ctx;
+  ASSERT_TRUE(f.stub().ReturnLease(&ret_ctx, ret, &returned).ok());
+  ASSERT_TRUE(answered.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  waiter.join();
+  ASSERT_TRUE(second_status.ok()) << second_status.error_message();
+  EXPECT_EQ(second.prompts_size(), 4);
+
+  // A lease that finds no room before its deadline is answered empty, in time for the caller.
+  ::grpc::ClientContext short_ctx;
+  short_ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(600));
+  rlhf::v1::PromptLease empty;
+  ASSERT_TRUE(f.stub().LeasePrompts(&short_ctx, request, &empty).ok());
+  EXPECT_EQ(empty.prompts_size(), 0);
+}
+
 TEST(LearnerServiceTest, DuplicatesAndInvalidTrajectoriesAreAckedAndCounted) {
   LearnerFixture f(Config(4, 1));
   f.Start();

@@ -23,6 +23,8 @@ absl::Status Run(const rlhf::grpc_util::ServiceArgs& args) {
   RLHF_RETURN_IF_ERROR(rlhf::learner::ValidateLearnerConfig(config));
   LOG(INFO) << "effective config: " << rlhf::config::ConfigToJson(config);
   RLHF_RETURN_IF_ERROR(rlhf::runtime::InitTorchRuntime(config.threads()));
+  // Models load here; the torch work runs on other threads (see the function).
+  rlhf::runtime::MakeThisThreadSerial();
   auto registry = std::make_shared<prometheus::Registry>();
   RLHF_ASSIGN_OR_RETURN(auto learner, rlhf::learner::Learner::Create(config, *registry));
   RLHF_RETURN_IF_ERROR(rlhf::grpc_util::ServeUntilSignal(

@@ -203,6 +203,7 @@ std::vector<Trajectory> TrajectoryQueue::PopBatch(int n, int64_t current_version
         ++ledger_.stale_at_pop;
       } else {
         ++ledger_.consumed;
+        ++taken_;
         out.push_back(std::move(t));
       }
     }
@@ -259,6 +260,16 @@ TrajectoryLedger TrajectoryQueue::Ledger() const {
 int64_t TrajectoryQueue::size() const {
   absl::MutexLock lock(&mu_);
   return static_cast<int64_t>(queue_.size());
+}
+
+int64_t TrajectoryQueue::QueuedOrTaken() const {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int64_t>(queue_.size()) + taken_;
+}
+
+void TrajectoryQueue::ReleaseTaken() {
+  absl::MutexLock lock(&mu_);
+  taken_ = 0;
 }
 
 }  // namespace rlhf::learner

@@ -137,6 +137,13 @@ class TrajectoryQueue {
   // Returns the number of accepted trajectories waiting.
   int64_t size() const ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Returns size() plus the trajectories PopBatch has returned since the last ReleaseTaken():
+  // the batch being trained on, which the learner's lease gate still counts as in flight.
+  int64_t QueuedOrTaken() const ABSL_LOCKS_EXCLUDED(mu_);
+
+  // The trainer is done with what it popped (its step is published).
+  void ReleaseTaken() ABSL_LOCKS_EXCLUDED(mu_);
+
  private:
   struct Parked {
     rlhf::v1::Trajectory trajectory;
@@ -171,6 +178,7 @@ class TrajectoryQueue {
   std::thread::id delivering_thread_ ABSL_GUARDED_BY(mu_);
   Waiter* calling_ ABSL_GUARDED_BY(mu_) = nullptr;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t taken_ ABSL_GUARDED_BY(mu_) = 0;  // popped since the last ReleaseTaken()
   TrajectoryLedger ledger_ ABSL_GUARDED_BY(mu_);  // queued/parked filled by Ledger()
 };
 

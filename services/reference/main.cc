@@ -20,6 +20,8 @@ absl::Status Run(const rlhf::grpc_util::ServiceArgs& args) {
   auto registry = std::make_shared<prometheus::Registry>();
   LOG(INFO) << "effective config: " << rlhf::config::ConfigToJson(config);
   RLHF_RETURN_IF_ERROR(rlhf::runtime::InitTorchRuntime(config.threads()));
+  // Models load here; the torch work runs on other threads (see the function).
+  rlhf::runtime::MakeThisThreadSerial();
   RLHF_ASSIGN_OR_RETURN(auto model, rlhf::checkpoint::LoadModel(config.model()));
   rlhf::reference::ReferenceServiceOptions options;
   options.max_request_sequences = config.limits().max_batch();
