@@ -188,7 +188,7 @@ int Run(const std::string& command) {
 
 // glibc tunables equal to the mallopt() calls of runtime::InitTorchRuntime (keep in sync).
 constexpr char kMallocLikeCpp[] =
-    "MALLOC_MMAP_THRESHOLD_=67108864 MALLOC_TRIM_THRESHOLD_=268435456 MALLOC_ARENA_MAX=1 ";
+    "MALLOC_MMAP_THRESHOLD_=67108864 MALLOC_TRIM_THRESHOLD_=268435456 MALLOC_TOP_PAD_=67108864 ";
 
 // Runs the Python baseline, with `env` ("NAME=value ... " or empty) before the command; returns
 // its JSON line, or an object with "skipped" (missing python3 or torch: not a failure) or
