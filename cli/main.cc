@@ -3,8 +3,11 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cli/eval_command.h"
 #include "cli/generate_command.h"
 #include "cli/local_command.h"
+#include "cli/sft_command.h"
+#include "cli/train_rm_command.h"
 #include "common/logging/logging.h"
 #include "common/runtime/runtime.h"
 
@@ -19,6 +22,12 @@ int main(int argc, char** argv) {
   CLI::App* generate_cmd = rlhf::cli::AddGenerateCommand(app, generate);
   rlhf::cli::LocalArgs local;
   CLI::App* local_cmd = rlhf::cli::AddLocalCommand(app, local);
+  rlhf::cli::SftArgs sft;
+  CLI::App* sft_cmd = rlhf::cli::AddSftCommand(app, sft);
+  rlhf::cli::TrainRmArgs train_rm;
+  CLI::App* train_rm_cmd = rlhf::cli::AddTrainRmCommand(app, train_rm);
+  rlhf::cli::EvalArgs eval;
+  CLI::App* eval_cmd = rlhf::cli::AddEvalCommand(app, eval);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -31,6 +40,9 @@ int main(int argc, char** argv) {
   absl::Status status;
   if (generate_cmd->parsed()) status = rlhf::cli::RunGenerate(generate);
   if (local_cmd->parsed()) status = rlhf::cli::RunLocal(local);
+  if (sft_cmd->parsed()) status = rlhf::cli::RunSft(sft);
+  if (train_rm_cmd->parsed()) status = rlhf::cli::RunTrainRm(train_rm);
+  if (eval_cmd->parsed()) status = rlhf::cli::RunEval(eval);
   if (!status.ok()) {
     std::fprintf(stderr, "rlhf: error: %s\n", status.ToString().c_str());
     return 1;

@@ -12,34 +12,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/testing/shared_data.h"
+#include "tests/cli_runner.h"
 
 namespace rlhf {
 namespace {
-
-struct Result {
-  int exit_code;
-  std::string out;  // stdout
-  std::string err;  // stderr
-};
-
-std::string TempPath(const std::string& name) {
-  return absl::StrCat(::testing::TempDir(), "/cli_test_", getpid(), "_", name);
-}
-
-Result RunCli(const std::string& args) {
-  const std::string err_path = TempPath("stderr");
-  const std::string cmd = absl::StrCat(RLHF_CLI_PATH, " --threads 1 ", args, " 2>", err_path);
-  FILE* pipe = popen(cmd.c_str(), "r");
-  Result r{-1, "", ""};
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) r.out.append(buf, n);
-  const int status = pclose(pipe);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream err(err_path);
-  r.err.assign(std::istreambuf_iterator<char>(err), {});
-  return r;
-}
 
 std::string ModelArgs() {
   return absl::StrCat("--model ", testing::SharedPath("models/stories260K.bin"), " --tokenizer ",

@@ -1,7 +1,11 @@
 #include "services/reward/scorers.h"
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <regex>
+
+#include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -91,7 +95,10 @@ absl::Status CheckRule(size_t i, const RewardRule& rule) {
 
 class ModelScorer final : public Scorer {
  public:
-  explicit ModelScorer(model::Llama model) : model_(std::move(model)) { model_->eval(); }
+  ModelScorer(model::Llama model, float mean, float stddev)
+      : model_(std::move(model)), mean_(mean), std_(stddev) {
+    model_->eval();
+  }
 
   absl::Status Check(const ScoreInput& in) const override {
     const auto& c = model_->config();
@@ -121,12 +128,14 @@ class ModelScorer final : public Scorer {
     auto values = model::ScoreValues(model_, seqs);
     if (!values.ok()) return values.status();
     std::vector<float> out;
-    for (const auto& v : *values) out.push_back(v.back());
+    for (const auto& v : *values) out.push_back((v.back() - mean_) / std_);
     return out;
   }
 
  private:
   model::Llama model_;
+  float mean_ = 0;
+  float std_ = 1;
 };
 
 }  // namespace
@@ -154,7 +163,21 @@ absl::StatusOr<std::unique_ptr<Scorer>> CreateModelScorer(const std::string& pat
     return absl::InvalidArgumentError(
         absl::StrCat(path, ": a reward model needs a scalar head (score.weight)"));
   }
-  return std::make_unique<ModelScorer>(*model);
+  // Reward normalisation written by `rlhf train-rm --normalize`: scores are (v - mean) / std.
+  float mean = 0, stddev = 1;
+  const std::string norm_path = path + "/reward_normalization.json";
+  if (std::filesystem::is_directory(path) && std::filesystem::exists(norm_path)) {
+    std::ifstream in(norm_path);
+    nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded() || !j.is_object() || !j.contains("mean") || !j["mean"].is_number() ||
+        !j.contains("std") || !j["std"].is_number() || !(j["std"].get<double>() > 0)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(norm_path, ": expected {\"mean\": number, \"std\": number > 0}"));
+    }
+    mean = j["mean"].get<float>();
+    stddev = j["std"].get<float>();
+  }
+  return std::make_unique<ModelScorer>(*model, mean, stddev);
 }
 
 }  // namespace rlhf::reward

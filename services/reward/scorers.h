@@ -2,7 +2,8 @@
 //  - RuleScorer: programmatic, verifiable rewards from config (word rate, regex, length,
 //    contains), summed with weights. Used for verifiable tasks and by the tests.
 //  - ModelScorer: a scalar-head Llama; the score is the head's value at the last token of
-//    prompt + response.
+//    prompt + response, normalised as (value - mean) / std when the model directory has a
+//    reward_normalization.json (written by `rlhf train-rm --normalize`).
 // Scorers are called from one thread at a time (the batcher's); they need not be thread-safe.
 #ifndef RLHF_SERVICES_REWARD_SCORERS_H_
 #define RLHF_SERVICES_REWARD_SCORERS_H_
@@ -38,7 +39,7 @@ absl::StatusOr<std::unique_ptr<Scorer>> CreateRuleScorer(
     const std::vector<rlhf::v1::RewardRule>& rules);
 
 // Loads a scalar-head model from `path` (HF directory or .bin). Errors as LoadModel, and
-// InvalidArgument when the model has no scalar head.
+// InvalidArgument when the model has no scalar head or a malformed reward_normalization.json.
 absl::StatusOr<std::unique_ptr<Scorer>> CreateModelScorer(const std::string& path);
 
 }  // namespace rlhf::reward

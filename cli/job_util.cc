@@ -1,0 +1,88 @@
+#include "cli/job_util.h"
+
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "common/checkpoint/checkpoint.h"
+#include "common/status/status_macros.h"
+
+namespace rlhf::cli {
+
+namespace fs = std::filesystem;
+
+void AddModelOptions(CLI::App* cmd, ModelArgs& a) {
+  cmd->add_option("--init", a.init, "start from this model (HF dir or .bin) instead of a fresh one");
+  cmd->add_option("--dim", a.dim, "fresh model: width")->check(CLI::PositiveNumber);
+  cmd->add_option("--layers", a.layers, "fresh model: blocks")->check(CLI::PositiveNumber);
+  cmd->add_option("--heads", a.heads, "fresh model: attention heads")->check(CLI::PositiveNumber);
+  cmd->add_option("--hidden-dim", a.hidden_dim, "fresh model: MLP width (0 = ~8/3 dim)");
+  cmd->add_option("--max-seq-len", a.max_seq_len, "fresh model: context in tokens")
+      ->check(CLI::PositiveNumber);
+}
+
+absl::StatusOr<model::Llama> InitialModel(const ModelArgs& a, int64_t vocab_size,
+                                          bool scalar_head, uint64_t seed) {
+  if (!a.init.empty()) {
+    RLHF_ASSIGN_OR_RETURN(model::Llama init, checkpoint::LoadModel(a.init));
+    if (!scalar_head) {
+      if (!init->config().lm_head) {
+        return absl::InvalidArgumentError(absl::StrCat(a.init, ": the model has no LM head"));
+      }
+      return init;
+    }
+    if (init->config().scalar_head && !init->config().lm_head) return init;
+    model::LlamaConfig c = init->config();
+    c.scalar_head = true;
+    c.lm_head = false;
+    c.tie_embeddings = false;
+    RLHF_ASSIGN_OR_RETURN(model::Llama rm, model::CreateRandomLlama(c, seed));
+    torch::NoGradGuard no_grad;
+    auto src = init->named_parameters();
+    for (auto& p : rm->named_parameters()) {
+      if (const torch::Tensor* s = src.find(p.key())) p.value().copy_(*s);
+    }
+    return rm;
+  }
+  model::LlamaConfig c;
+  c.dim = a.dim;
+  c.n_layers = a.layers;
+  c.n_heads = a.heads;
+  c.n_kv_heads = a.heads;
+  c.hidden_dim = a.hidden_dim > 0 ? a.hidden_dim : (8 * a.dim / 3 + 15) / 16 * 16;
+  c.vocab_size = vocab_size;
+  c.max_seq_len = a.max_seq_len;
+  c.lm_head = !scalar_head;
+  c.scalar_head = scalar_head;
+  RLHF_RETURN_IF_ERROR(model::Validate(c));
+  return model::CreateRandomLlama(c, seed);
+}
+
+absl::Status SaveCheckpointAtomically(
+    const std::string& out, const std::function<absl::Status(const std::string&)>& save) {
+  const std::string tmp = out + "/checkpoint.tmp", dir = out + "/checkpoint";
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  RLHF_RETURN_IF_ERROR(save(tmp));
+  fs::remove_all(dir, ec);
+  fs::rename(tmp, dir, ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot rename ", tmp, ": ", ec.message()));
+  return absl::OkStatus();
+}
+
+absl::Status WriteJsonFile(const std::string& path, const nlohmann::json& j) {
+  std::ofstream out(path);
+  out << j.dump(2) << "\n";
+  if (!out.good()) return absl::InternalError(absl::StrCat("cannot write ", path));
+  return absl::OkStatus();
+}
+
+absl::Status CopyTokenizer(const std::string& tokenizer, const std::string& out) {
+  std::error_code ec;
+  const char* name = fs::path(tokenizer).extension() == ".model" ? "tokenizer.model" : "tokenizer.bin";
+  fs::copy_file(tokenizer, fs::path(out) / name, fs::copy_options::overwrite_existing, ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot copy ", tokenizer, ": ", ec.message()));
+  return absl::OkStatus();
+}
+
+}  // namespace rlhf::cli

@@ -1,0 +1,40 @@
+// What the training jobs (`rlhf sft`, `rlhf train-rm`) share: the model to start from (--init
+// or fresh dims, cli/model_args.h), the atomic checkpoint directory, and the output
+// directory's extra files. Includes LibTorch: for the commands' .cc files only.
+#ifndef RLHF_CLI_JOB_UTIL_H_
+#define RLHF_CLI_JOB_UTIL_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "cli/model_args.h"
+#include "common/model/llama.h"
+
+namespace rlhf::cli {
+
+
+
+// --init's model, or a fresh one (`seed`) with `vocab_size`. With `scalar_head` the result has
+// a scalar head and no LM head (--init's trunk is kept; a missing head starts random); without,
+// an LM head (required of --init).
+absl::StatusOr<model::Llama> InitialModel(const ModelArgs& args, int64_t vocab_size,
+                                          bool scalar_head, uint64_t seed);
+
+// Runs `save(<out>/checkpoint.tmp)` and renames the result to <out>/checkpoint.
+absl::Status SaveCheckpointAtomically(const std::string& out,
+                                      const std::function<absl::Status(const std::string&)>& save);
+
+absl::Status WriteJsonFile(const std::string& path, const nlohmann::json& j);
+
+// Copies the tokenizer into `out` as tokenizer.model (SentencePiece) or tokenizer.bin.
+absl::Status CopyTokenizer(const std::string& tokenizer, const std::string& out);
+
+}  // namespace rlhf::cli
+
+#endif  // RLHF_CLI_JOB_UTIL_H_
