@@ -1,7 +1,12 @@
-// `rlhf eval`: how good is a reward model? Its pairwise accuracy on a preference file, next to
-// the baselines it must beat (random 0.5, and the better of "longer response wins" / "shorter
-// response wins"), printed as a table and written as a JSON report. Scores come from
-// reward::ModelScorer, the code the reward service runs, so they equal the service's.
+// `rlhf eval`, two modes, each printing a table and a JSON report:
+//  - a reward model (--rm, --data): its pairwise accuracy on a preference file, next to the
+//    baselines it must beat (random 0.5, and the better of "longer response wins" / "shorter
+//    response wins"). Scores come from reward::ModelScorer, the code the reward service runs, so
+//    they equal the service's.
+//  - a policy (--policy, --prompts): samples a response per prompt, and reports the mean reward
+//    model score (--rm), the mean KL to a reference model (--reference: the sum over response
+//    tokens of log pi(t) - log ref(t), both at the sampling temperature), response length and
+//    EOS rate, and the first --samples prompt/response pairs.
 #ifndef RLHF_CLI_EVAL_COMMAND_H_
 #define RLHF_CLI_EVAL_COMMAND_H_
 
@@ -19,6 +24,13 @@ namespace rlhf::cli {
 struct EvalArgs {
   std::string rm;         // reward model: HF directory written by `rlhf train-rm`
   std::string data;       // preference JSONL (.gz allowed)
+  std::string policy;     // policy mode: HF directory or .bin
+  std::string prompts;    // policy mode: {"prompt": ...} JSONL
+  std::string reference;  // policy mode: reference model for the KL (optional)
+  int64_t samples = 3;    // policy mode: samples shown
+  int64_t max_new_tokens = 64;
+  double temperature = 1.0;
+  uint64_t seed = 1;
   std::string tokenizer;  // default: <rm>/tokenizer.model
   std::string report;     // JSON report path (optional)
   std::string scores;     // per-pair scores as JSONL (optional)

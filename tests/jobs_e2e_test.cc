@@ -81,6 +81,21 @@ TEST(JobsE2eTest, TrainRmLearnsResumesExactlyAndMatchesTheRewardService) {
   ASSERT_EQ(ev.exit_code, 0) << ev.err;
   EXPECT_EQ(json::parse(ev.out)["accuracy"], report["accuracy"]);
 
+  // A policy through the same reward model, with itself as the reference: KL 0.
+  const std::string prompts = TempPath("prompts.jsonl");
+  std::ofstream(prompts) << "{\"prompt\": \"Tell me about the cat.\"}\n"
+                         << "{\"prompt\": \"Tell me about the dog.\"}\n";
+  const std::string policy = testing::SharedPath("models/stories260K.bin");
+  Result pol = RunCli(absl::StrCat("eval --policy ", policy, " --tokenizer ", Tok(), " --prompts ",
+                                   prompts, " --rm ", out, " --reference ", policy,
+                                   " --samples 1 --max-new-tokens 12"));
+  ASSERT_EQ(pol.exit_code, 0) << pol.err;
+  const json pr = json::parse(pol.out);
+  EXPECT_EQ(pr["prompts"], 2);
+  EXPECT_NEAR(pr["mean_kl"].get<double>(), 0.0, 1e-3);
+  EXPECT_TRUE(pr.contains("mean_score"));
+  EXPECT_EQ(pr["samples"].size(), 1u);
+
   // ... and the reward service (a real process) serving the same directory.
   const std::string config = TempPath("reward.json");
   std::ofstream(config) << json{{"model", out}, {"batching", {{"max_wait_ms", 1}}}}.dump();
