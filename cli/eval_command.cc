@@ -27,6 +27,7 @@ using nlohmann::json;
 CLI::App* AddEvalCommand(CLI::App& app, EvalArgs& a) {
   CLI::App* cmd = app.add_subcommand(
       "eval", "Reward-model accuracy on preference pairs, next to the length baselines");
+  cmd->option_defaults()->always_capture_default();  // --help shows the defaults
   cmd->add_option("--rm", a.rm, "reward model directory (from rlhf train-rm)");
   cmd->add_option("--data", a.data, "RM mode: preference JSONL (.gz allowed): HH, explicit, soft");
   cmd->add_option("--policy", a.policy, "policy mode: the policy (HF dir or .bin)");

@@ -21,6 +21,40 @@ void AddModelOptions(CLI::App* cmd, ModelArgs& a) {
       ->check(CLI::PositiveNumber);
 }
 
+void AddTrainOptions(CLI::App* cmd, TrainArgs& a, const std::string& unit) {
+  cmd->add_option("--tokenizer", a.tokenizer, "SentencePiece .model or llama2.c tokenizer.bin")
+      ->required();
+  AddModelOptions(cmd, a.model);
+  cmd->add_option("--out", a.out, "output directory (HF format)")->required();
+  cmd->add_option("--epochs", a.epochs, "passes over the training data")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--batch", a.batch, unit + " per optimizer step")->check(CLI::PositiveNumber);
+  cmd->add_option("--micro-batch", a.micro_batch, unit + " per forward pass (accumulation)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--lr", a.lr, "peak learning rate (AdamW)")->check(CLI::PositiveNumber);
+  cmd->add_option("--min-lr-ratio", a.min_lr_ratio, "cosine floor as a share of --lr");
+  cmd->add_option("--warmup", a.warmup, "linear warm-up steps")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--weight-decay", a.weight_decay, "AdamW weight decay");
+  cmd->add_option("--max-grad-norm", a.max_grad_norm, "gradient clipping (<= 0: off)");
+  cmd->add_option("--seed", a.seed, "model init, split and data order");
+  cmd->add_option("--checkpoint-every", a.checkpoint_every, "steps between checkpoints (0: end)");
+  cmd->add_flag("--resume", a.resume, "continue from <out>/checkpoint");
+  cmd->add_flag("--strict", a.strict, "stop at the first bad record");
+  cmd->add_option("--max-bad", a.max_bad, "bad records skipped before the job stops")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--stop-after", a.stop_after, "stop after this many steps, with a checkpoint");
+}
+
+train::OptimOptions OptimOptionsFrom(const TrainArgs& a) {
+  train::OptimOptions o;
+  o.learning_rate = a.lr;
+  o.min_lr_ratio = a.min_lr_ratio;
+  o.weight_decay = a.weight_decay;
+  o.warmup_steps = a.warmup;
+  o.max_grad_norm = a.max_grad_norm;
+  return o;
+}
+
 absl::StatusOr<model::Llama> InitialModel(const ModelArgs& a, int64_t vocab_size,
                                           bool scalar_head, uint64_t seed) {
   if (!a.init.empty()) {

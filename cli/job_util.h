@@ -1,5 +1,5 @@
 // What the training jobs (`rlhf sft`, `rlhf train-rm`) share: the model to start from (--init
-// or fresh dims, cli/model_args.h), the atomic checkpoint directory, and the output
+// or fresh dims, cli/job_args.h), the atomic checkpoint directory, and the output
 // directory's extra files. Includes LibTorch: for the commands' .cc files only.
 #ifndef RLHF_CLI_JOB_UTIL_H_
 #define RLHF_CLI_JOB_UTIL_H_
@@ -13,12 +13,16 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "cli/model_args.h"
+#include "cli/job_args.h"
 #include "common/model/llama.h"
+#include "common/train/optim.h"
 
 namespace rlhf::cli {
 
 
+
+// The optimiser settings of the flags (total_steps is left to the job).
+train::OptimOptions OptimOptionsFrom(const TrainArgs& args);
 
 // --init's model, or a fresh one (`seed`) with `vocab_size`. With `scalar_head` the result has
 // a scalar head and no LM head (--init's trunk is kept; a missing head starts random); without,

@@ -12,32 +12,16 @@
 #include <CLI/CLI.hpp>
 
 #include "absl/status/status.h"
-#include "cli/model_args.h"
+#include "cli/job_args.h"
 
 namespace rlhf::cli {
 
 struct SftArgs {
   std::string data;
-  std::string tokenizer;
-  ModelArgs model;  // --init or fresh dims
-  std::string out;
-  double epochs = 1;
-  int64_t batch = 16;
-  int64_t micro_batch = 8;
   int64_t bucket_batches = 8;
-  double lr = 1e-3;
-  double min_lr_ratio = 0.1;
-  int64_t warmup = 10;
-  double weight_decay = 0.01;
-  double max_grad_norm = 1.0;
   double eval_fraction = 0.05;
   int64_t eval_every = 50;
-  uint64_t seed = 1;
-  int64_t checkpoint_every = 100;
-  bool resume = false;
-  bool strict = false;
-  int64_t max_bad = 10;
-  int64_t stop_after = 0;
+  TrainArgs job;  // tokenizer, model, out, optimisation, checkpoints, bad data
 };
 
 CLI::App* AddSftCommand(CLI::App& app, SftArgs& args);

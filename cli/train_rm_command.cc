@@ -30,39 +30,20 @@ using nlohmann::json;
 
 CLI::App* AddTrainRmCommand(CLI::App& app, TrainRmArgs& a) {
   CLI::App* cmd = app.add_subcommand("train-rm", "Train a reward model on preference pairs");
+  cmd->option_defaults()->always_capture_default();  // --help shows the defaults
   cmd->add_option("--train", a.train, "preference JSONL (.gz allowed)")->required();
   cmd->add_option("--test", a.test, "preference JSONL evaluated at the end");
   cmd->add_option("--exclude", a.exclude, "drop training pairs that also occur in this file");
-  cmd->add_option("--tokenizer", a.tokenizer, "SentencePiece .model or llama2.c tokenizer.bin")
-      ->required();
-  AddModelOptions(cmd, a.model);
-  cmd->add_option("--out", a.out, "output directory (HF format)")->required();
-  cmd->add_option("--epochs", a.epochs, "passes over the training pairs")
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--batch", a.batch, "pairs per optimizer step")->check(CLI::PositiveNumber);
-  cmd->add_option("--micro-batch", a.micro_batch, "pairs per forward pass (accumulation)")
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--lr", a.lr, "peak learning rate (AdamW)")->check(CLI::PositiveNumber);
-  cmd->add_option("--min-lr-ratio", a.min_lr_ratio, "cosine floor as a share of --lr");
-  cmd->add_option("--warmup", a.warmup, "linear warm-up steps")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--weight-decay", a.weight_decay, "AdamW weight decay");
-  cmd->add_option("--max-grad-norm", a.max_grad_norm, "gradient clipping (<= 0: off)");
-  cmd->add_option("--seed", a.seed, "model init and data order");
-  cmd->add_option("--checkpoint-every", a.checkpoint_every, "steps between checkpoints (0: end)");
-  cmd->add_flag("--resume", a.resume, "continue from <out>/checkpoint");
   cmd->add_flag("--normalize", a.normalize, "scale scores to mean 0 / std 1 on the training set");
-  cmd->add_flag("--strict", a.strict, "stop at the first bad record");
-  cmd->add_option("--max-bad", a.max_bad, "bad records skipped before the job stops")
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--stop-after", a.stop_after, "stop after this many steps, with a checkpoint");
+  AddTrainOptions(cmd, a.job, "pairs");
   return cmd;
 }
 
 absl::Status RunTrainRm(const TrainRmArgs& a) {
   const absl::Time start = absl::Now();
   data::ReadOptions options;
-  options.strict = a.strict;
-  options.max_bad = a.max_bad;
+  options.strict = a.job.strict;
+  options.max_bad = a.job.max_bad;
   RLHF_ASSIGN_OR_RETURN(auto train, data::ReadPreferences(a.train, options));
   if (!a.exclude.empty()) {
     RLHF_ASSIGN_OR_RETURN(auto exclude, data::ReadPreferences(a.exclude, options));
@@ -70,9 +51,9 @@ absl::Status RunTrainRm(const TrainRmArgs& a) {
     std::fprintf(stderr, "excluded %lld pairs also in %s\n", static_cast<long long>(dropped),
                  a.exclude.c_str());
   }
-  RLHF_ASSIGN_OR_RETURN(auto tok, tokenizer::LoadTokenizer(a.tokenizer));
+  RLHF_ASSIGN_OR_RETURN(auto tok, tokenizer::LoadTokenizer(a.job.tokenizer));
   RLHF_ASSIGN_OR_RETURN(model::Llama model,
-                        InitialModel(a.model, tok->vocab_size(), /*scalar_head=*/true, a.seed));
+                        InitialModel(a.job.model, tok->vocab_size(), /*scalar_head=*/true, a.job.seed));
   RLHF_ASSIGN_OR_RETURN(std::vector<train::TokenizedPair> pairs,
                         train::TokenizePairs(train.items, *tok, model->config().max_seq_len,
                                              a.train, options, &train.report));
@@ -81,17 +62,13 @@ absl::Status RunTrainRm(const TrainRmArgs& a) {
   }
   if (pairs.empty()) return absl::InvalidArgumentError(a.train + ": no pairs to train on");
   train::RewardTrainerOptions o;
-  o.optim.learning_rate = a.lr;
-  o.optim.min_lr_ratio = a.min_lr_ratio;
-  o.optim.weight_decay = a.weight_decay;
-  o.optim.warmup_steps = a.warmup;
-  o.optim.max_grad_norm = a.max_grad_norm;
-  o.batch_pairs = a.batch;
-  o.micro_batch_pairs = std::min(a.micro_batch, a.batch);
-  o.seed = a.seed;
+  o.optim = OptimOptionsFrom(a.job);
+  o.batch_pairs = a.job.batch;
+  o.micro_batch_pairs = std::min(a.job.micro_batch, a.job.batch);
+  o.seed = a.job.seed;
   o.optim.total_steps = std::max<int64_t>(
-      1, static_cast<int64_t>(std::ceil(a.epochs * static_cast<double>(pairs.size()) /
-                                        static_cast<double>(a.batch))));
+      1, static_cast<int64_t>(std::ceil(a.job.epochs * static_cast<double>(pairs.size()) /
+                                        static_cast<double>(a.job.batch))));
   std::fprintf(stderr, "train-rm: %zu pairs (%lld skipped), %lld steps of %lld pairs, model %s\n",
                pairs.size(), static_cast<long long>(train.report.skipped),
                static_cast<long long>(o.optim.total_steps), static_cast<long long>(o.batch_pairs),
@@ -100,11 +77,11 @@ absl::Status RunTrainRm(const TrainRmArgs& a) {
   RLHF_ASSIGN_OR_RETURN(auto trainer,
                         train::RewardTrainer::Create(model, std::move(pairs), o));
   std::error_code ec;
-  fs::create_directories(a.out, ec);
-  if (ec) return absl::InternalError(absl::StrCat("cannot create ", a.out, ": ", ec.message()));
-  if (a.resume && fs::exists(a.out + "/checkpoint/trainer.json")) {
-    RLHF_RETURN_IF_ERROR(trainer->Restore(a.out + "/checkpoint"));
-    std::fprintf(stderr, "resumed from %s/checkpoint at step %lld\n", a.out.c_str(),
+  fs::create_directories(a.job.out, ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot create ", a.job.out, ": ", ec.message()));
+  if (a.job.resume && fs::exists(a.job.out + "/checkpoint/trainer.json")) {
+    RLHF_RETURN_IF_ERROR(trainer->Restore(a.job.out + "/checkpoint"));
+    std::fprintf(stderr, "resumed from %s/checkpoint at step %lld\n", a.job.out.c_str(),
                  static_cast<long long>(trainer->step()));
   }
   Progress progress("train-rm", o.optim.total_steps);
@@ -116,10 +93,10 @@ absl::Status RunTrainRm(const TrainRmArgs& a) {
     progress.Update(trainer->step(), absl::StrFormat("loss %.4f acc %.3f lr %.2e epoch %.2f",
                                                      ema_loss, ema_acc, s.learning_rate,
                                                      trainer->epoch()));
-    const bool stop = a.stop_after > 0 && trainer->step() >= a.stop_after;
-    if ((a.checkpoint_every > 0 && trainer->step() % a.checkpoint_every == 0) || stop) {
+    const bool stop = a.job.stop_after > 0 && trainer->step() >= a.job.stop_after;
+    if ((a.job.checkpoint_every > 0 && trainer->step() % a.job.checkpoint_every == 0) || stop) {
       RLHF_RETURN_IF_ERROR(SaveCheckpointAtomically(
-          a.out, [&](const std::string& dir) { return trainer->Save(dir); }));
+          a.job.out, [&](const std::string& dir) { return trainer->Save(dir); }));
     }
     if (stop) {
       progress.Finish();
@@ -130,19 +107,19 @@ absl::Status RunTrainRm(const TrainRmArgs& a) {
   }
   progress.Finish(absl::StrFormat("loss %.4f acc %.3f", ema_loss, ema_acc));
   RLHF_RETURN_IF_ERROR(SaveCheckpointAtomically(
-          a.out, [&](const std::string& dir) { return trainer->Save(dir); }));
+          a.job.out, [&](const std::string& dir) { return trainer->Save(dir); }));
   model::Llama& trained = trainer->model();
   trained->eval();
-  RLHF_RETURN_IF_ERROR(checkpoint::SaveHfLlama(trained, a.out, torch::kFloat32));
-  RLHF_RETURN_IF_ERROR(CopyTokenizer(a.tokenizer, a.out));
+  RLHF_RETURN_IF_ERROR(checkpoint::SaveHfLlama(trained, a.job.out, torch::kFloat32));
+  RLHF_RETURN_IF_ERROR(CopyTokenizer(a.job.tokenizer, a.job.out));
   json facts = {{"job", "train-rm"},         {"train", a.train},
                 {"pairs", num_pairs},         {"skipped", train.report.skipped},
-                {"steps", trainer->step()},   {"batch_pairs", a.batch},
-                {"learning_rate", a.lr},      {"epochs", a.epochs},
-                {"seed", a.seed},             {"final_loss_ema", ema_loss},
+                {"steps", trainer->step()},   {"batch_pairs", a.job.batch},
+                {"learning_rate", a.job.lr},      {"epochs", a.job.epochs},
+                {"seed", a.job.seed},             {"final_loss_ema", ema_loss},
                 {"final_accuracy_ema", ema_acc}};
   std::error_code rm_ec;
-  fs::remove(a.out + "/reward_normalization.json", rm_ec);
+  fs::remove(a.job.out + "/reward_normalization.json", rm_ec);
   if (a.normalize) {
     // Mean and std of the scores of every training sequence (chosen and rejected).
     std::vector<std::vector<int64_t>> seqs;
@@ -161,20 +138,20 @@ absl::Status RunTrainRm(const TrainRmArgs& a) {
     mean /= static_cast<double>(scores.size());
     for (float s : scores) sq += (s - mean) * (s - mean);
     const double stddev = std::max(1e-6, std::sqrt(sq / static_cast<double>(scores.size())));
-    RLHF_RETURN_IF_ERROR(WriteJsonFile(a.out + "/reward_normalization.json",
+    RLHF_RETURN_IF_ERROR(WriteJsonFile(a.job.out + "/reward_normalization.json",
                                    {{"mean", mean}, {"std", stddev}}));
     facts["normalization"] = {{"mean", mean}, {"std", stddev}};
   }
   facts["train_seconds"] = absl::ToDoubleSeconds(absl::Now() - start);
   if (!a.test.empty()) {
     RLHF_ASSIGN_OR_RETURN(json report,
-                          EvaluateRewardModel(a.out, a.tokenizer, a.test, options, 16));
+                          EvaluateRewardModel(a.job.out, a.job.tokenizer, a.test, options, 16));
     facts["test"] = report;
     std::printf("%s\n", report.dump().c_str());
   }
   facts["wall_seconds"] = absl::ToDoubleSeconds(absl::Now() - start);
-  RLHF_RETURN_IF_ERROR(WriteJsonFile(a.out + "/training.json", facts));
-  std::fprintf(stderr, "wrote %s (%.0f s)\n", a.out.c_str(), facts["wall_seconds"].get<double>());
+  RLHF_RETURN_IF_ERROR(WriteJsonFile(a.job.out + "/training.json", facts));
+  std::fprintf(stderr, "wrote %s (%.0f s)\n", a.job.out.c_str(), facts["wall_seconds"].get<double>());
   return absl::OkStatus();
 }
 
