@@ -1,5 +1,6 @@
 #include "cli/job_util.h"
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 
@@ -102,6 +103,19 @@ absl::Status SaveCheckpointAtomically(
   fs::rename(tmp, dir, ec);
   if (ec) return absl::InternalError(absl::StrCat("cannot rename ", tmp, ": ", ec.message()));
   return absl::OkStatus();
+}
+
+absl::StatusOr<bool> CheckpointAfterStep(
+    const TrainArgs& a, int64_t step, const std::function<absl::Status(const std::string&)>& save) {
+  const bool stop = a.stop_after > 0 && step >= a.stop_after;
+  if ((a.checkpoint_every > 0 && step % a.checkpoint_every == 0) || stop) {
+    RLHF_RETURN_IF_ERROR(SaveCheckpointAtomically(a.out, save));
+  }
+  if (stop) {
+    std::fprintf(stderr, "\nstopped after step %lld (--stop-after); --resume continues\n",
+                 static_cast<long long>(step));
+  }
+  return stop;
 }
 
 absl::Status WriteJsonFile(const std::string& path, const nlohmann::json& j) {

@@ -34,6 +34,13 @@ absl::StatusOr<model::Llama> InitialModel(const ModelArgs& args, int64_t vocab_s
 absl::Status SaveCheckpointAtomically(const std::string& out,
                                       const std::function<absl::Status(const std::string&)>& save);
 
+// Called after optimizer step `step`: saves a checkpoint (atomically, through `save`) every
+// --checkpoint-every steps and at --stop-after, where it returns true: the job stops there and
+// --resume continues it.
+absl::StatusOr<bool> CheckpointAfterStep(
+    const TrainArgs& args, int64_t step,
+    const std::function<absl::Status(const std::string&)>& save);
+
 absl::Status WriteJsonFile(const std::string& path, const nlohmann::json& j);
 
 // Copies the tokenizer into `out` as tokenizer.model (SentencePiece) or tokenizer.bin.

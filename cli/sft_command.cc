@@ -75,6 +75,7 @@ absl::Status RunSft(const SftArgs& a) {
                train_set.size(), eval_set.size(), static_cast<long long>(demos.report.skipped),
                static_cast<long long>(o.optim.total_steps), model->config().DebugString().c_str());
   RLHF_ASSIGN_OR_RETURN(auto trainer, train::SftTrainer::Create(model, train_set, o));
+  auto save = [&](const std::string& dir) { return trainer->Save(dir); };
   std::error_code ec;
   std::filesystem::create_directories(a.job.out, ec);
   if (ec) return absl::InternalError(absl::StrCat("cannot create ", a.job.out, ": ", ec.message()));
@@ -101,22 +102,12 @@ absl::Status RunSft(const SftArgs& a) {
     progress.Update(trainer->step(),
                     absl::StrFormat("loss %.4f lr %.2e tokens %d", ema, s.learning_rate, s.tokens));
     if (a.eval_every > 0 && trainer->step() % a.eval_every == 0) RLHF_RETURN_IF_ERROR(evaluate());
-    const bool stop = a.job.stop_after > 0 && trainer->step() >= a.job.stop_after;
-    if ((a.job.checkpoint_every > 0 && trainer->step() % a.job.checkpoint_every == 0) || stop) {
-      RLHF_RETURN_IF_ERROR(SaveCheckpointAtomically(
-          a.job.out, [&](const std::string& dir) { return trainer->Save(dir); }));
-    }
-    if (stop) {
-      progress.Finish();
-      std::fprintf(stderr, "stopped after step %lld (--stop-after); --resume continues\n",
-                   static_cast<long long>(trainer->step()));
-      return absl::OkStatus();
-    }
+    RLHF_ASSIGN_OR_RETURN(bool stop, CheckpointAfterStep(a.job, trainer->step(), save));
+    if (stop) return absl::OkStatus();
   }
   progress.Finish(absl::StrFormat("loss %.4f", ema));
   if (a.eval_every <= 0 || trainer->step() % a.eval_every != 0) RLHF_RETURN_IF_ERROR(evaluate());
-  RLHF_RETURN_IF_ERROR(SaveCheckpointAtomically(
-      a.job.out, [&](const std::string& dir) { return trainer->Save(dir); }));
+  RLHF_RETURN_IF_ERROR(SaveCheckpointAtomically(a.job.out, save));
   trainer->model()->eval();
   RLHF_RETURN_IF_ERROR(checkpoint::SaveHfLlama(trainer->model(), a.job.out, torch::kFloat32));
   RLHF_RETURN_IF_ERROR(CopyTokenizer(a.job.tokenizer, a.job.out));

@@ -76,6 +76,7 @@ absl::Status RunTrainRm(const TrainRmArgs& a) {
   const int64_t num_pairs = static_cast<int64_t>(pairs.size());
   RLHF_ASSIGN_OR_RETURN(auto trainer,
                         train::RewardTrainer::Create(model, std::move(pairs), o));
+  auto save = [&](const std::string& dir) { return trainer->Save(dir); };
   std::error_code ec;
   fs::create_directories(a.job.out, ec);
   if (ec) return absl::InternalError(absl::StrCat("cannot create ", a.job.out, ": ", ec.message()));
@@ -93,21 +94,11 @@ absl::Status RunTrainRm(const TrainRmArgs& a) {
     progress.Update(trainer->step(), absl::StrFormat("loss %.4f acc %.3f lr %.2e epoch %.2f",
                                                      ema_loss, ema_acc, s.learning_rate,
                                                      trainer->epoch()));
-    const bool stop = a.job.stop_after > 0 && trainer->step() >= a.job.stop_after;
-    if ((a.job.checkpoint_every > 0 && trainer->step() % a.job.checkpoint_every == 0) || stop) {
-      RLHF_RETURN_IF_ERROR(SaveCheckpointAtomically(
-          a.job.out, [&](const std::string& dir) { return trainer->Save(dir); }));
-    }
-    if (stop) {
-      progress.Finish();
-      std::fprintf(stderr, "stopped after step %lld (--stop-after); --resume continues\n",
-                   static_cast<long long>(trainer->step()));
-      return absl::OkStatus();
-    }
+    RLHF_ASSIGN_OR_RETURN(bool stop, CheckpointAfterStep(a.job, trainer->step(), save));
+    if (stop) return absl::OkStatus();
   }
   progress.Finish(absl::StrFormat("loss %.4f acc %.3f", ema_loss, ema_acc));
-  RLHF_RETURN_IF_ERROR(SaveCheckpointAtomically(
-          a.job.out, [&](const std::string& dir) { return trainer->Save(dir); }));
+  RLHF_RETURN_IF_ERROR(SaveCheckpointAtomically(a.job.out, save));
   model::Llama& trained = trainer->model();
   trained->eval();
   RLHF_RETURN_IF_ERROR(checkpoint::SaveHfLlama(trained, a.job.out, torch::kFloat32));
