@@ -6,19 +6,13 @@
 #include "common/testing/shared_data.h"
 #include "common/train/reward_data.h"
 #include "gtest/gtest.h"
+#include "common/testing/tiny_llama.h"
 
 namespace rlhf::train {
 namespace {
 
 model::LlamaConfig TinyRewardConfig() {
-  model::LlamaConfig c;
-  c.dim = 32;
-  c.hidden_dim = 64;
-  c.n_layers = 2;
-  c.n_heads = 4;
-  c.n_kv_heads = 2;
-  c.vocab_size = 40;
-  c.max_seq_len = 64;
+  model::LlamaConfig c = testing::TinyLlamaConfig();
   c.lm_head = false;
   c.scalar_head = true;
   return c;

@@ -4,21 +4,12 @@
 #include <random>
 
 #include "gtest/gtest.h"
+#include "common/testing/tiny_llama.h"
 
 namespace rlhf::train {
 namespace {
 
-model::LlamaConfig TinyLmConfig() {
-  model::LlamaConfig c;
-  c.dim = 32;
-  c.hidden_dim = 64;
-  c.n_layers = 2;
-  c.n_heads = 4;
-  c.n_kv_heads = 2;
-  c.vocab_size = 40;
-  c.max_seq_len = 64;
-  return c;
-}
+model::LlamaConfig TinyLmConfig() { return testing::TinyLlamaConfig(); }
 
 // A prompt of random tokens, then a response that repeats it with every token + 1: learnable,
 // and only the response is trained on.

@@ -5,20 +5,11 @@
 #include "absl/strings/str_cat.h"
 #include "common/model/generation.h"
 #include "glog/logging.h"
+#include "common/testing/tiny_llama.h"
 
 namespace rlhf::learner::testing {
 
-model::LlamaConfig TinyPolicyConfig() {
-  model::LlamaConfig c;
-  c.dim = 32;
-  c.hidden_dim = 64;
-  c.n_layers = 2;
-  c.n_heads = 4;
-  c.n_kv_heads = 2;
-  c.vocab_size = 40;
-  c.max_seq_len = 64;
-  return c;
-}
+model::LlamaConfig TinyPolicyConfig() { return ::rlhf::testing::TinyLlamaConfig(); }
 
 std::vector<rlhf::v1::Trajectory> SampleTrajectories(const model::Llama& policy, int n,
                                                      int max_new_tokens, uint64_t seed,

@@ -12,6 +12,7 @@
 #include "services/reward/reward_service.h"
 #include "services/rollout/fake_learner.h"
 #include "services/rollout/rollout_service.h"
+#include "common/testing/tiny_llama.h"
 
 namespace rlhf::rollout {
 namespace {
@@ -24,15 +25,7 @@ constexpr int kMaxNewTokens = 6;
 constexpr absl::Duration kWait = absl::Seconds(60);
 
 model::LlamaConfig TinyConfig() {
-  model::LlamaConfig c;
-  c.dim = 32;
-  c.hidden_dim = 64;
-  c.n_layers = 2;
-  c.n_heads = 4;
-  c.n_kv_heads = 2;
-  c.vocab_size = 32;
-  c.max_seq_len = 64;
-  return c;
+  return ::rlhf::testing::TinyLlamaConfig(/*vocab_size=*/32);
 }
 
 model::Llama RandomModel(uint64_t seed) {
