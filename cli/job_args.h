@@ -14,6 +14,10 @@ namespace rlhf::cli {
 
 struct ModelArgs {
   std::string init;  // HF dir or .bin; empty = a fresh model of the dims below
+  // A JSON file of fresh-model dims, any of {"dim", "layers", "heads", "kv_heads",
+  // "hidden_dim", "max_seq_len"}; they override the flags. Unknown keys are errors.
+  std::string config;
+  int64_t kv_heads = 0;  // 0 = heads
   int64_t dim = 64;
   int64_t layers = 2;
   int64_t heads = 4;

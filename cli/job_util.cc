@@ -14,6 +14,9 @@ namespace fs = std::filesystem;
 
 void AddModelOptions(CLI::App* cmd, ModelArgs& a) {
   cmd->add_option("--init", a.init, "start from this model (HF dir or .bin) instead of a fresh one");
+  cmd->add_option("--config", a.config,
+                  "fresh model: JSON of dims {dim, layers, heads, kv_heads, hidden_dim, "
+                  "max_seq_len}, overriding the flags");
   cmd->add_option("--dim", a.dim, "fresh model: width")->check(CLI::PositiveNumber);
   cmd->add_option("--layers", a.layers, "fresh model: blocks")->check(CLI::PositiveNumber);
   cmd->add_option("--heads", a.heads, "fresh model: attention heads")->check(CLI::PositiveNumber);
@@ -79,14 +82,41 @@ absl::StatusOr<model::Llama> InitialModel(const ModelArgs& a, int64_t vocab_size
     }
     return rm;
   }
+  ModelArgs dims = a;
+  if (!a.config.empty()) {
+    std::ifstream in(a.config);
+    if (!in) return absl::NotFoundError(absl::StrCat(a.config, ": cannot open"));
+    const nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+    if (!j.is_object()) return absl::InvalidArgumentError(a.config + ": not a JSON object");
+    const std::pair<const char*, int64_t*> fields[] = {
+        {"dim", &dims.dim},           {"layers", &dims.layers},
+        {"heads", &dims.heads},       {"kv_heads", &dims.kv_heads},
+        {"hidden_dim", &dims.hidden_dim}, {"max_seq_len", &dims.max_seq_len}};
+    for (const auto& [key, value] : j.items()) {
+      int64_t* field = nullptr;
+      for (const auto& [name, ptr] : fields) {
+        if (key == name) field = ptr;
+      }
+      if (field == nullptr) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            a.config, ": unknown key \"", key,
+            "\" (dim, layers, heads, kv_heads, hidden_dim, max_seq_len)"));
+      }
+      if (!value.is_number_integer() || value.get<int64_t>() < 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(a.config, ": \"", key, "\" must be a non-negative integer"));
+      }
+      *field = value.get<int64_t>();
+    }
+  }
   model::LlamaConfig c;
-  c.dim = a.dim;
-  c.n_layers = a.layers;
-  c.n_heads = a.heads;
-  c.n_kv_heads = a.heads;
-  c.hidden_dim = a.hidden_dim > 0 ? a.hidden_dim : (8 * a.dim / 3 + 15) / 16 * 16;
+  c.dim = dims.dim;
+  c.n_layers = dims.layers;
+  c.n_heads = dims.heads;
+  c.n_kv_heads = dims.kv_heads > 0 ? dims.kv_heads : dims.heads;
+  c.hidden_dim = dims.hidden_dim > 0 ? dims.hidden_dim : (8 * dims.dim / 3 + 15) / 16 * 16;
   c.vocab_size = vocab_size;
-  c.max_seq_len = a.max_seq_len;
+  c.max_seq_len = dims.max_seq_len;
   c.lm_head = !scalar_head;
   c.scalar_head = scalar_head;
   RLHF_RETURN_IF_ERROR(model::Validate(c));

@@ -181,9 +181,12 @@ TEST(JobsE2eTest, SftOnHhTranscriptsLowersHeldOutLossAndResumesExactly) {
           << "\n";
     }
   }
+  // The fresh model's dims from a --config file.
+  const std::string dims = TempPath("dims.json");
+  std::ofstream(dims) << R"({"dim": 32, "layers": 1, "heads": 2, "max_seq_len": 64})";
   auto args = [&](const std::string& out) {
     return absl::StrCat("sft --data ", data, " --tokenizer ", Tok(), " --out ", out,
-                        " --dim 32 --layers 1 --heads 2 --max-seq-len 64 --epochs 4 --batch 8",
+                        " --config ", dims, " --epochs 4 --batch 8",
                         " --micro-batch 4 --lr 3e-3 --warmup 4 --eval-fraction 0.1",
                         " --eval-every 0 --checkpoint-every 0 --seed 2");
   };
@@ -196,6 +199,12 @@ TEST(JobsE2eTest, SftOnHhTranscriptsLowersHeldOutLossAndResumesExactly) {
             facts["eval"][0]["eval_loss"].get<double>() - 1.0)
       << facts.dump();
   EXPECT_EQ(facts["eval_sequences"], 12);
+  EXPECT_EQ(json::parse(ReadAll(out + "/config.json"))["num_hidden_layers"], 1);
+  std::ofstream(TempPath("bad_dims.json")) << R"({"dim": 32, "depth": 3})";
+  Result bad = RunCli(absl::StrCat("sft --data ", data, " --tokenizer ", Tok(), " --out ",
+                                   TempPath("sft_bad"), " --config ", TempPath("bad_dims.json")));
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("unknown key \"depth\""), std::string::npos) << bad.err;
 
   const std::string resumed = TempPath("sft_resumed");
   ASSERT_EQ(RunCli(args(resumed) + " --stop-after 20").exit_code, 0);

@@ -1,6 +1,7 @@
 #include "common/train/sft_trainer.h"
 
 #include <algorithm>
+#include <fstream>
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -217,13 +218,17 @@ absl::Status SftTrainer::Save(const std::string& dir) const {
 }
 
 absl::Status SftTrainer::Restore(const std::string& dir) {
+  // Checked before anything is loaded, so that a refused restore changes nothing.
+  std::ifstream in(dir + "/trainer.json");
+  const nlohmann::json saved = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (saved.is_object() && saved.contains("examples") &&
+      saved["examples"] != static_cast<int64_t>(examples_.size())) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        dir, " was trained on ", saved["examples"].dump(), " sequences; this run has ",
+        examples_.size(), " (resume with the same data)"));
+  }
   RLHF_ASSIGN_OR_RETURN(nlohmann::json facts,
                         RestoreTrainState(dir, state_->model, *state_->optimizer));
-  if (!facts.contains("examples") ||
-      facts["examples"] != static_cast<int64_t>(examples_.size())) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(dir, " was trained on other data (resume with the same data)"));
-  }
   step_ = facts["step"].get<int64_t>();
   return absl::OkStatus();
 }
