@@ -65,9 +65,7 @@ absl::StatusOr<json> EvaluateRewardModel(const std::string& rm_dir,
   RLHF_ASSIGN_OR_RETURN(std::vector<train::TokenizedPair> pairs,
                         train::TokenizePairs(data.items, *tok, config.max_seq_len, data_path,
                                              options, &data.report, &lines));
-  for (const auto& problem : data.report.problems) {
-    std::fprintf(stderr, "skipped %s\n", problem.c_str());
-  }
+  PrintSkipped(data.report);
   // The baselines see the same pairs as the model.
   std::vector<data::PreferencePair> kept;
   {
@@ -149,15 +147,6 @@ absl::StatusOr<json> EvaluateRewardModel(const std::string& rm_dir,
 }
 
 namespace {
-
-std::string TokenizerBeside(const std::string& model) {
-  namespace fs = std::filesystem;
-  const fs::path dir = fs::is_directory(model) ? fs::path(model) : fs::path(model).parent_path();
-  for (const char* name : {"tokenizer.model", "tokenizer.bin"}) {
-    if (fs::exists(dir / name)) return (dir / name).string();
-  }
-  return "";
-}
 
 absl::StatusOr<json> EvaluatePolicy(const EvalArgs& a, const std::string& tokenizer_path) {
   RLHF_ASSIGN_OR_RETURN(auto tok, tokenizer::LoadTokenizer(tokenizer_path));
@@ -277,9 +266,7 @@ absl::Status RunEval(const EvalArgs& a) {
     return absl::InvalidArgumentError("give --rm and --data (a reward model), or --policy and --prompts");
   }
   const std::string tokenizer = !a.tokenizer.empty() ? a.tokenizer : TokenizerBeside(a.rm);
-  data::ReadOptions options;
-  options.strict = a.strict;
-  options.max_bad = a.max_bad;
+  const data::ReadOptions options = ReadOptionsFrom(a.strict, a.max_bad);
   RLHF_ASSIGN_OR_RETURN(json report,
                         EvaluateRewardModel(a.rm, tokenizer, a.data, options, a.batch, a.scores));
   std::printf("%s\n", report.dump().c_str());

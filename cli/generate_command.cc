@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "cli/job_util.h"
 #include "common/checkpoint/checkpoint.h"
 #include "common/model/generation.h"
 #include "common/status/status_macros.h"
@@ -38,15 +39,6 @@ absl::StatusOr<std::vector<std::string>> ReadPromptsFile(const std::string& path
   }
   if (prompts.empty()) return absl::InvalidArgumentError(absl::StrCat(path, ": no prompts"));
   return prompts;
-}
-
-std::string DefaultTokenizer(const std::string& model) {
-  namespace fs = std::filesystem;
-  const fs::path dir = fs::is_directory(model) ? fs::path(model) : fs::path(model).parent_path();
-  for (const char* name : {"tokenizer.model", "tokenizer.bin"}) {
-    if (fs::exists(dir / name)) return (dir / name).string();
-  }
-  return "";
 }
 
 }  // namespace
@@ -92,7 +84,7 @@ absl::Status RunGenerate(const GenerateArgs& a) {
   } else {
     return absl::InvalidArgumentError("give --prompt TEXT or --prompts FILE.jsonl");
   }
-  const std::string tok_path = a.tokenizer.empty() ? DefaultTokenizer(a.model) : a.tokenizer;
+  const std::string tok_path = a.tokenizer.empty() ? TokenizerBeside(a.model) : a.tokenizer;
   if (tok_path.empty()) {
     return absl::InvalidArgumentError(
         absl::StrCat("no --tokenizer given and none found next to ", a.model));

@@ -148,6 +148,27 @@ absl::StatusOr<bool> CheckpointAfterStep(
   return stop;
 }
 
+std::string TokenizerBeside(const std::string& model) {
+  const fs::path dir = fs::is_directory(model) ? fs::path(model) : fs::path(model).parent_path();
+  for (const char* name : {"tokenizer.model", "tokenizer.bin"}) {
+    if (fs::exists(dir / name)) return (dir / name).string();
+  }
+  return "";
+}
+
+data::ReadOptions ReadOptionsFrom(bool strict, int64_t max_bad) {
+  data::ReadOptions options;
+  options.strict = strict;
+  options.max_bad = max_bad;
+  return options;
+}
+
+void PrintSkipped(const data::ReadReport& report) {
+  for (const auto& problem : report.problems) {
+    std::fprintf(stderr, "skipped %s\n", problem.c_str());
+  }
+}
+
 absl::Status WriteJsonFile(const std::string& path, const nlohmann::json& j) {
   std::ofstream out(path);
   out << j.dump(2) << "\n";

@@ -14,6 +14,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "cli/job_args.h"
+#include "common/data/preference_data.h"
 #include "common/model/llama.h"
 #include "common/train/optim.h"
 
@@ -40,6 +41,15 @@ absl::Status SaveCheckpointAtomically(const std::string& out,
 absl::StatusOr<bool> CheckpointAfterStep(
     const TrainArgs& args, int64_t step,
     const std::function<absl::Status(const std::string&)>& save);
+
+// tokenizer.model or tokenizer.bin in `model`'s directory (or beside a .bin file); "" if none.
+std::string TokenizerBeside(const std::string& model);
+
+// The jobs' --strict / --max-bad policy as data::ReadOptions.
+data::ReadOptions ReadOptionsFrom(bool strict, int64_t max_bad);
+
+// Prints each skipped record ("skipped file:line: reason") to stderr.
+void PrintSkipped(const data::ReadReport& report);
 
 absl::Status WriteJsonFile(const std::string& path, const nlohmann::json& j);
 

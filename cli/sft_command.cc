@@ -40,9 +40,7 @@ CLI::App* AddSftCommand(CLI::App& app, SftArgs& a) {
 
 absl::Status RunSft(const SftArgs& a) {
   const absl::Time start = absl::Now();
-  data::ReadOptions options;
-  options.strict = a.job.strict;
-  options.max_bad = a.job.max_bad;
+  const data::ReadOptions options = ReadOptionsFrom(a.job.strict, a.job.max_bad);
   RLHF_ASSIGN_OR_RETURN(auto demos, data::ReadDemonstrations(a.data, options));
   RLHF_ASSIGN_OR_RETURN(auto tok, tokenizer::LoadTokenizer(a.job.tokenizer));
   RLHF_ASSIGN_OR_RETURN(model::Llama model,
@@ -50,9 +48,7 @@ absl::Status RunSft(const SftArgs& a) {
   RLHF_ASSIGN_OR_RETURN(auto examples,
                         train::TokenizeDemonstrations(demos.items, *tok, model->config().max_seq_len,
                                                       a.data, options, &demos.report));
-  for (const auto& problem : demos.report.problems) {
-    std::fprintf(stderr, "skipped %s\n", problem.c_str());
-  }
+  PrintSkipped(demos.report);
   // Held-out split: a seeded choice of records, the same on every run with this seed.
   std::vector<train::TokenizedExample> train_set, eval_set;
   const int64_t n_eval = static_cast<int64_t>(std::floor(a.eval_fraction * examples.size()));

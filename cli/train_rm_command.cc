@@ -41,9 +41,7 @@ CLI::App* AddTrainRmCommand(CLI::App& app, TrainRmArgs& a) {
 
 absl::Status RunTrainRm(const TrainRmArgs& a) {
   const absl::Time start = absl::Now();
-  data::ReadOptions options;
-  options.strict = a.job.strict;
-  options.max_bad = a.job.max_bad;
+  const data::ReadOptions options = ReadOptionsFrom(a.job.strict, a.job.max_bad);
   RLHF_ASSIGN_OR_RETURN(auto train, data::ReadPreferences(a.train, options));
   if (!a.exclude.empty()) {
     RLHF_ASSIGN_OR_RETURN(auto exclude, data::ReadPreferences(a.exclude, options));
@@ -57,9 +55,7 @@ absl::Status RunTrainRm(const TrainRmArgs& a) {
   RLHF_ASSIGN_OR_RETURN(std::vector<train::TokenizedPair> pairs,
                         train::TokenizePairs(train.items, *tok, model->config().max_seq_len,
                                              a.train, options, &train.report));
-  for (const auto& problem : train.report.problems) {
-    std::fprintf(stderr, "skipped %s\n", problem.c_str());
-  }
+  PrintSkipped(train.report);
   if (pairs.empty()) return absl::InvalidArgumentError(a.train + ": no pairs to train on");
   train::RewardTrainerOptions o;
   o.optim = OptimOptionsFrom(a.job);
@@ -114,12 +110,7 @@ absl::Status RunTrainRm(const TrainRmArgs& a) {
   if (a.normalize) {
     // Mean and std of the scores of every training sequence (chosen and rejected).
     std::vector<std::vector<int64_t>> seqs;
-    data::ReadReport again;  // the same pairs as trained on; their problems were printed
-    RLHF_ASSIGN_OR_RETURN(auto kept, train::TokenizePairs(train.items, *tok,
-                                                          trained->config().max_seq_len, a.train,
-                                                          data::ReadOptions{false, 1 << 30},
-                                                          &again));
-    for (const auto& p : kept) {
+    for (const auto& p : trainer->pairs()) {
       seqs.push_back(p.chosen);
       seqs.push_back(p.rejected);
     }

@@ -60,6 +60,8 @@ class RewardTrainer {
   absl::Status Restore(const std::string& dir);
 
   model::Llama& model();
+  // The pairs trained on, in file order.
+  const std::vector<TokenizedPair>& pairs() const { return pairs_; }
 
  private:
   RewardTrainer(model::Llama model, std::vector<TokenizedPair> pairs,
