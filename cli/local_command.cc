@@ -8,7 +8,6 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
-
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
@@ -96,6 +95,8 @@ class Fleet {
     std::fprintf(stderr, "rlhf local: %-10s serving on %s (metrics :%d, log %s)\n", name.c_str(),
                  child->address().c_str(), child->metrics_port(), o.log_path.c_str());
     children_.push_back(std::move(child));
+    services_.push_back(binary);
+    RLHF_RETURN_IF_ERROR(WritePrometheusTargets());
     return children_.back().get();
   }
 
@@ -120,13 +121,39 @@ class Fleet {
       }
     }
     children_.clear();
+    services_.clear();
   }
 
  private:
+  // run_dir/prometheus_targets.json: every child's metrics endpoint as Prometheus file-based
+  // service discovery (file_sd_configs), labelled service=<binary> and process=<name>; written
+  // whole and renamed into place, since Prometheus re-reads it when it changes.
+  absl::Status WritePrometheusTargets() {
+    nlohmann::json groups = nlohmann::json::array();
+    for (size_t i = 0; i < children_.size(); ++i) {
+      if (children_[i]->metrics_port() <= 0) continue;
+      groups.push_back(
+          {{"targets", {absl::StrCat("127.0.0.1:", children_[i]->metrics_port())}},
+           {"labels", {{"service", services_[i]}, {"process", children_[i]->name()}}}});
+    }
+    const std::string path = absl::StrCat(run_dir_, "/prometheus_targets.json");
+    const std::string tmp = path + ".tmp";
+    {
+      std::ofstream out(tmp);
+      out << groups.dump(2) << "\n";
+      if (!out.good()) return absl::InternalError(absl::StrCat("cannot write ", tmp));
+    }
+    std::error_code ec;
+    fs::rename(tmp, path, ec);
+    if (ec) return absl::InternalError(absl::StrCat("cannot write ", path, ": ", ec.message()));
+    return absl::OkStatus();
+  }
+
   const std::string run_dir_;
   const std::string bin_dir_;
   const absl::Duration timeout_;
   std::vector<std::unique_ptr<ServiceProcess>> children_;
+  std::vector<std::string> services_;  // the binary of each child
 };
 
 std::string ProgressLine(const nlohmann::json& e, int total_steps) {
@@ -139,8 +166,7 @@ std::string ProgressLine(const nlohmann::json& e, int total_steps) {
       e.value("value_loss", 0.0), e.value("response_length_mean", 0.0),
       e.value("step_seconds", 0.0), l.value("accepted", 0), l.value("consumed", 0),
       l.value("duplicate", 0) + l.value("invalid", 0) + l.value("stale_on_arrival", 0) +
-          l.value("stale_at_pop", 0) +
-          l.value("cancelled", 0));
+          l.value("stale_at_pop", 0) + l.value("cancelled", 0));
 }
 
 absl::Status Failed(ServiceProcess* child, int code) {
@@ -219,17 +245,18 @@ absl::Status RunFleet(const rlhf::v1::LocalConfig& c, const std::string& run_dir
   auto exit = learner_proc->process().Wait(absl::Seconds(60));
   if (!exit.ok() || *exit != 0) return Failed(learner_proc, exit.ok() ? *exit : -1);
   fleet.StopAll();
-  std::printf("rlhf local: final checkpoint in %s, logs in %s\n",
-              learner.checkpoint_dir().c_str(), run_dir.c_str());
+  std::printf("rlhf local: final checkpoint in %s, logs in %s\n", learner.checkpoint_dir().c_str(),
+              run_dir.c_str());
   return absl::OkStatus();
 }
 
 }  // namespace
 
 CLI::App* AddLocalCommand(CLI::App& app, LocalArgs& args) {
-  CLI::App* cmd = app.add_subcommand(
-      "local", "Run the PPO loop on this machine: learner, rollout workers, reward and "
-               "reference as separate processes on loopback");
+  CLI::App* cmd =
+      app.add_subcommand("local",
+                         "Run the PPO loop on this machine: learner, rollout workers, reward and "
+                         "reference as separate processes on loopback");
   cmd->add_option("--config", args.config, "LocalConfig file (YAML or JSON)")
       ->required()
       ->check(CLI::ExistingFile);
@@ -243,8 +270,8 @@ absl::Status RunLocal(const LocalArgs& args) {
   RLHF_RETURN_IF_ERROR(Check(c));
   std::string run_dir = c.run_dir();
   if (run_dir.empty()) {
-    run_dir = absl::StrCat("runs/", absl::FormatTime("%Y%m%d-%H%M%S", absl::Now(),
-                                                     absl::UTCTimeZone()));
+    run_dir =
+        absl::StrCat("runs/", absl::FormatTime("%Y%m%d-%H%M%S", absl::Now(), absl::UTCTimeZone()));
   }
   std::error_code ec;
   fs::create_directories(run_dir, ec);

@@ -1,8 +1,8 @@
 // The `rlhf` command: one binary, one subcommand per job.
+#include <CLI/CLI.hpp>
 #include <cstdio>
 
-#include <CLI/CLI.hpp>
-
+#include "cli/check_config_command.h"
 #include "cli/eval_command.h"
 #include "cli/generate_command.h"
 #include "cli/local_command.h"
@@ -28,6 +28,8 @@ int main(int argc, char** argv) {
   CLI::App* train_rm_cmd = rlhf::cli::AddTrainRmCommand(app, train_rm);
   rlhf::cli::EvalArgs eval;
   CLI::App* eval_cmd = rlhf::cli::AddEvalCommand(app, eval);
+  rlhf::cli::CheckConfigArgs check_config;
+  CLI::App* check_config_cmd = rlhf::cli::AddCheckConfigCommand(app, check_config);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -43,6 +45,7 @@ int main(int argc, char** argv) {
   if (sft_cmd->parsed()) status = rlhf::cli::RunSft(sft);
   if (train_rm_cmd->parsed()) status = rlhf::cli::RunTrainRm(train_rm);
   if (eval_cmd->parsed()) status = rlhf::cli::RunEval(eval);
+  if (check_config_cmd->parsed()) status = rlhf::cli::RunCheckConfig(check_config);
   if (!status.ok()) {
     std::fprintf(stderr, "rlhf: error: %s\n", status.ToString().c_str());
     return 1;

@@ -1,13 +1,12 @@
 // Runs the real `rlhf` binary as a user would: help, flag errors, bad files, and generation on
 // the stories260K fixture (text and JSONL, single and batched prompts).
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 
 #include <cstdio>
 #include <fstream>
-#include <string>
-
-#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -51,12 +50,12 @@ TEST(CliTest, UnknownFlagAndBadValuesAreErrors) {
 
 TEST(CliTest, MissingAndMismatchedFilesNameTheFile) {
   Result missing = RunCli("generate --model /nonexistent/model.bin --tokenizer " +
-                       testing::SharedPath("models/tok512.model") + " --prompt hi");
+                          testing::SharedPath("models/tok512.model") + " --prompt hi");
   EXPECT_EQ(missing.exit_code, 1);
   EXPECT_NE(missing.err.find("/nonexistent/model.bin"), std::string::npos) << missing.err;
-  Result mismatch = RunCli("generate --model " + testing::SharedPath("models/stories260K.bin") +
-                        " --tokenizer " + testing::SharedPath("models/tokenizer.model") +
-                        " --prompt hi");
+  Result mismatch =
+      RunCli("generate --model " + testing::SharedPath("models/stories260K.bin") + " --tokenizer " +
+             testing::SharedPath("models/tokenizer.model") + " --prompt hi");
   EXPECT_EQ(mismatch.exit_code, 1);
   EXPECT_NE(mismatch.err.find("vocab_size"), std::string::npos) << mismatch.err;
   const std::string prompts = TempPath("bad.jsonl");
@@ -90,9 +89,51 @@ TEST(CliTest, JsonlGenerationIsReproducibleAndBatchIndependent) {
 
 TEST(CliTest, TextOutputStartsWithThePrompt) {
   Result r = RunCli(absl::StrCat("generate ", ModelArgs(), " --temperature 0 --max-new-tokens 8 ",
-                              "--prompt 'Hello'"));
+                                 "--prompt 'Hello'"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out.rfind("Hello", 0), 0u) << r.out;
+}
+
+// A config file named `name` (the extension picks YAML or JSON) holding `text`.
+std::string WriteTempConfig(const std::string& name, const std::string& text) {
+  const std::string path = TempPath(name);
+  std::ofstream(path) << text;
+  return path;
+}
+
+TEST(CliTest, CheckConfigAcceptsValidFilesAndNamesTheProblemInBadOnes) {
+  const std::string good =
+      WriteTempConfig("learner.yaml",
+                      "server: {listen_address: '0.0.0.0:50051', metrics_port: 9090}\n"
+                      "policy: /models/policy\nppo: {batch_size: 16}\n");
+  Result ok = RunCli("check-config --service learner " + good);
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  EXPECT_NE(ok.out.find("ok (rlhf.v1.LearnerConfig)"), std::string::npos) << ok.out;
+  Result printed =
+      RunCli("check-config --print --service learner " + good + " --set total_steps=7");
+  ASSERT_EQ(printed.exit_code, 0) << printed.err;
+  EXPECT_EQ(nlohmann::json::parse(printed.out)["total_steps"], 7) << printed.out;
+
+  const std::string typo = WriteTempConfig("learner.yaml", "server:\n  listen_adress: x\n");
+  Result unknown = RunCli("check-config --service learner " + typo);
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_NE(unknown.err.find("did you mean 'listen_address'"), std::string::npos) << unknown.err;
+  EXPECT_NE(unknown.err.find("line 2"), std::string::npos) << unknown.err;
+
+  // The reward service's own checks, without loading anything: one of model / rules, and
+  // rules it can build.
+  const std::string both =
+      WriteTempConfig("reward.yaml", "model: /models/rm\nrules: [{kind: TEXT_SHARE, word: ver}]\n");
+  Result two = RunCli("check-config --service reward " + both);
+  EXPECT_EQ(two.exit_code, 1);
+  EXPECT_NE(two.err.find("exactly one of 'model' and 'rules'"), std::string::npos) << two.err;
+  const std::string regex =
+      WriteTempConfig("reward.yaml", "rules: [{kind: REGEX_MATCH, pattern: '(('}]\n");
+  EXPECT_EQ(RunCli("check-config --service reward " + regex).exit_code, 1);
+
+  Result wrong_service = RunCli("check-config --service critic " + good);
+  EXPECT_NE(wrong_service.exit_code, 0);
+  EXPECT_NE(wrong_service.err.find("critic"), std::string::npos) << wrong_service.err;
 }
 
 }  // namespace

@@ -4,6 +4,8 @@
 //   rlhf_batcher_rejected_items_total{batcher} counter: items refused (queue full)
 //   rlhf_batcher_batch_items{batcher}         histogram: items per batch
 //   rlhf_batcher_batch_seconds{batcher}       histogram: time of one batch function call
+//   rlhf_batcher_max_batch_items{batcher}     gauge: the configured largest batch (occupancy =
+//                                             mean batch_items / this)
 // `batcher` is the service's name, a bounded set. Thread-safe.
 #ifndef RLHF_COMMON_METRICS_BATCHER_METRICS_H_
 #define RLHF_COMMON_METRICS_BATCHER_METRICS_H_
@@ -21,8 +23,9 @@ namespace rlhf::metrics {
 
 class BatcherMetrics final : public batching::BatchObserver {
  public:
-  // Registers (or reuses) the families in `registry` and this batcher's series.
-  BatcherMetrics(prometheus::Registry& registry, const std::string& batcher);
+  // Registers (or reuses) the families in `registry` and this batcher's series; `max_batch` is
+  // the batcher's configured largest batch.
+  BatcherMetrics(prometheus::Registry& registry, const std::string& batcher, int max_batch);
 
   void OnQueueDepth(int queued_items) override;
   void OnRejected(int items) override;

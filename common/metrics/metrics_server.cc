@@ -6,10 +6,12 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "common/metrics/process_metrics.h"
 
 namespace rlhf::metrics {
 
 struct MetricsServer::Impl {
+  std::unique_ptr<ProcessMetrics> process;
   httplib::Server http;
   std::thread thread;
 };
@@ -21,7 +23,10 @@ std::string Serialize(prometheus::Registry& registry) {
 absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
     std::shared_ptr<prometheus::Registry> registry, const std::string& host, int port) {
   auto impl = std::make_unique<Impl>();
-  impl->http.Get("/metrics", [registry](const httplib::Request&, httplib::Response& res) {
+  impl->process = std::make_unique<ProcessMetrics>(*registry);
+  ProcessMetrics* process = impl->process.get();
+  impl->http.Get("/metrics", [registry, process](const httplib::Request&, httplib::Response& res) {
+    (void)process->Update();  // On failure the process metrics keep their last values.
     res.set_content(Serialize(*registry), "text/plain; version=0.0.4; charset=utf-8");
   });
   const int bound = port == 0 ? impl->http.bind_to_any_port(host)

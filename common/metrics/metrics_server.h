@@ -14,8 +14,9 @@
 
 namespace rlhf::metrics {
 
-// Serves GET /metrics (text exposition format 0.0.4) for one registry on a thread of its own.
-// Thread-safe.
+// Serves GET /metrics (text exposition format 0.0.4) for one registry on a thread of its own,
+// with this process's resource use (ProcessMetrics, registered in the registry) read at each
+// scrape. Thread-safe.
 class MetricsServer {
  public:
   // Listens on host:port (port 0 = OS-chosen). Errors: Unavailable when the port cannot be

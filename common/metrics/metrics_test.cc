@@ -2,6 +2,10 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include <chrono>
+#include <ctime>
+#include <string>
+
 #include "common/grpc/server.h"
 #include "common/metrics/metrics_server.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -50,6 +54,39 @@ TEST(MetricsTest, RpcsAreCountedAndTimedAndServedOnMetrics) {
             std::string::npos)
       << body;
   EXPECT_EQ(client.Get("/other")->status, 404);
+}
+
+// Reads one unlabelled sample's value from a scrape ("name value" line), -1 when absent.
+double Sample(const std::string& body, const std::string& name) {
+  const size_t at = body.find("\n" + name + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(body.substr(at + name.size() + 2));
+}
+
+TEST(MetricsTest, ProcessResourceUseIsReadAtEachScrape) {
+  auto registry = std::make_shared<prometheus::Registry>();
+  auto http = MetricsServer::Start(registry, "127.0.0.1", 0);
+  ASSERT_TRUE(http.ok()) << http.status();
+  httplib::Client client("127.0.0.1", (*http)->port());
+  const std::string first = client.Get("/metrics")->body;
+  EXPECT_NE(first.find("# TYPE rlhf_process_cpu_seconds_total counter"), std::string::npos);
+  EXPECT_GT(Sample(first, "rlhf_process_resident_memory_bytes"), 1 << 20) << first;
+  EXPECT_GT(Sample(first, "rlhf_process_virtual_memory_bytes"), 1 << 20);
+  EXPECT_GE(Sample(first, "rlhf_process_threads"), 2);  // main + the HTTP thread at least
+  const double now = static_cast<double>(std::time(nullptr));
+  EXPECT_NEAR(Sample(first, "rlhf_process_start_time_seconds"), now, 3600);
+  // Burn ~0.2 s of CPU; the counter must follow.
+  const double cpu0 = Sample(first, "rlhf_process_cpu_seconds_total");
+  volatile double x = 0;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+  while (std::chrono::steady_clock::now() < until) x = x + 1;
+  const double cpu1 = Sample(client.Get("/metrics")->body, "rlhf_process_cpu_seconds_total");
+  EXPECT_GE(cpu1 - cpu0, 0.1);
+  // A second server on the same registry shares the series instead of adding CPU twice.
+  auto second = MetricsServer::Start(registry, "127.0.0.1", 0);
+  ASSERT_TRUE(second.ok());
+  httplib::Client client2("127.0.0.1", (*second)->port());
+  EXPECT_LT(Sample(client2.Get("/metrics")->body, "rlhf_process_cpu_seconds_total"), cpu1 + 1);
 }
 
 TEST(MetricsTest, StartsAndStopsCleanlyOnOsChosenPorts) {

@@ -57,7 +57,7 @@ nlohmann::json StepJson(const PpoStepStats& s) {
 }
 
 absl::StatusOr<std::vector<rlhf::v1::Prompt>> LoadPrompts(const std::string& path,
-                                                         const tokenizer::Tokenizer& tok) {
+                                                          const tokenizer::Tokenizer& tok) {
   RLHF_ASSIGN_OR_RETURN(std::vector<std::string> texts, ReadPromptsJsonl(path));
   std::vector<rlhf::v1::Prompt> prompts(texts.size());
   for (size_t i = 0; i < texts.size(); ++i) {
@@ -123,15 +123,14 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(const rlhf::v1::Learner
   }
   RLHF_ASSIGN_OR_RETURN(auto tok, tokenizer::LoadTokenizer(config.tokenizer()));
   if (tok->vocab_size() > policy->config().vocab_size) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("tokenizer has ", tok->vocab_size(), " tokens, the policy only ",
-                     policy->config().vocab_size));
+    return absl::InvalidArgumentError(absl::StrCat("tokenizer has ", tok->vocab_size(),
+                                                   " tokens, the policy only ",
+                                                   policy->config().vocab_size));
   }
   RLHF_ASSIGN_OR_RETURN(auto prompts, LoadPrompts(config.prompts(), *tok));
-  RLHF_ASSIGN_OR_RETURN(auto trainer,
-                        PpoTrainer::Create(policy, critic,
-                                           PpoTrainerOptionsFromConfig(config.ppo(),
-                                                                       config.sampling())));
+  RLHF_ASSIGN_OR_RETURN(auto trainer, PpoTrainer::Create(policy, critic,
+                                                         PpoTrainerOptionsFromConfig(
+                                                             config.ppo(), config.sampling())));
   return Create(config, std::move(trainer), std::move(prompts), registry);
 }
 
@@ -143,10 +142,10 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(const rlhf::v1::Learner
   const model::LlamaConfig& model_config = trainer->policy()->config();
   for (const auto& p : prompts) {
     if (p.tokens_size() + config.sampling().max_new_tokens() > model_config.max_seq_len) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "prompt ", p.index(), " (", p.tokens_size(), " tokens) + sampling.max_new_tokens (",
-          config.sampling().max_new_tokens(), ") exceeds the policy's context (",
-          model_config.max_seq_len, ")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("prompt ", p.index(), " (", p.tokens_size(),
+                       " tokens) + sampling.max_new_tokens (", config.sampling().max_new_tokens(),
+                       ") exceeds the policy's context (", model_config.max_seq_len, ")"));
     }
   }
   PromptPoolOptions pool_options;
@@ -220,7 +219,8 @@ void Learner::Start(EventCallback on_event, std::function<void()> on_exit) {
 absl::Status Learner::PublishPolicy() {
   // The store copies the parameters into chunks before it returns: no clone needed.
   std::vector<std::pair<std::string, torch::Tensor>> params;
-  for (const auto& p : trainer_->policy()->named_parameters()) params.emplace_back(p.key(), p.value());
+  for (const auto& p : trainer_->policy()->named_parameters())
+    params.emplace_back(p.key(), p.value());
   return weights_->Publish(trainer_->step(), params);
 }
 
@@ -275,9 +275,10 @@ absl::Status Learner::Loop(const EventCallback& on_event) {
   };
   while (trainer_->step() < config_.total_steps()) {
     std::vector<rlhf::v1::Trajectory> batch;
+    const absl::Time wait_start = absl::Now();
     while (static_cast<int>(batch.size()) < batch_size && !stop_requested()) {
-      auto got = queue_->PopBatch(batch_size - static_cast<int>(batch.size()),
-                                  weights_->latest(), absl::Milliseconds(100));
+      auto got = queue_->PopBatch(batch_size - static_cast<int>(batch.size()), weights_->latest(),
+                                  absl::Milliseconds(100));
       for (auto& t : got) batch.push_back(std::move(t));
       service_->ServeWaitingLeases();  // keeps the waiting leases' deadlines
       metrics_->SyncLedger(queue_->Ledger());
@@ -289,16 +290,25 @@ absl::Status Learner::Loop(const EventCallback& on_event) {
                      << "are not trained on";
       }
       if (!config_.checkpoint_dir().empty()) RLHF_RETURN_IF_ERROR(WriteCheckpoint());
-      on_event({{"event", "stopped"}, {"step", trainer_->step()},
-                {"discarded", batch.size()}, {"ledger", LedgerJson()}});
+      on_event({{"event", "stopped"},
+                {"step", trainer_->step()},
+                {"discarded", batch.size()},
+                {"ledger", LedgerJson()}});
       return absl::OkStatus();
     }
+    LearnerMetrics::LoopTimes loop;
+    loop.wait_data = absl::ToDoubleSeconds(absl::Now() - wait_start);
+    std::vector<int64_t> lags;
+    lags.reserve(batch.size());
+    for (const auto& t : batch) lags.push_back(trainer_->step() - t.policy_version());
     RLHF_ASSIGN_OR_RETURN(PpoStepStats stats, trainer_->Step(batch));
+    const absl::Time publish_start = absl::Now();
     RLHF_RETURN_IF_ERROR(PublishPolicy());
+    loop.publish = absl::ToDoubleSeconds(absl::Now() - publish_start);
     queue_->ReleaseTaken();
     service_->ServeWaitingLeases();  // the batch trained on made room
     metrics_->policy_version.Set(static_cast<double>(trainer_->step()));
-    metrics_->RecordStep(stats);
+    metrics_->RecordStep(stats, loop, lags);
     nlohmann::json event = StepJson(stats);
     event["ledger"] = LedgerJson();
     on_event(event);
@@ -326,15 +336,13 @@ absl::Status Learner::WriteCheckpoint() {
   std::error_code ec;
   fs::remove_all(tmp, ec);
   RLHF_RETURN_IF_ERROR(trainer_->Save(tmp));
-  nlohmann::json j = {{"step", trainer_->step()},
-                      {"pool_position", pool_->position()},
-                      {"ledger", LedgerJson()}};
+  nlohmann::json j = {
+      {"step", trainer_->step()}, {"pool_position", pool_->position()}, {"ledger", LedgerJson()}};
   RLHF_RETURN_IF_ERROR(WriteFileAtomically(tmp + "/learner.json", j.dump(2) + "\n"));
   fs::remove_all(dir, ec);
   fs::rename(tmp, dir, ec);
   if (ec) return absl::InternalError(absl::StrCat("cannot rename ", tmp, ": ", ec.message()));
-  RLHF_RETURN_IF_ERROR(
-      WriteFileAtomically(config_.checkpoint_dir() + "/latest", name + "\n"));
+  RLHF_RETURN_IF_ERROR(WriteFileAtomically(config_.checkpoint_dir() + "/latest", name + "\n"));
   LOG(INFO) << "checkpoint " << dir;
   return absl::OkStatus();
 }

@@ -39,8 +39,8 @@ LearnerMetrics::LearnerMetrics(prometheus::Registry& r)
       dropped_invalid_(dropped_.Add({{"reason", "invalid"}})),
       dropped_stale_(dropped_.Add({{"reason", "stale"}})),
       dropped_cancelled_(dropped_.Add({{"reason", "cancelled"}})),
-      queue_depth_(Gauge(r, "rlhf_learner_queue_depth",
-                         "Accepted trajectories waiting for the trainer.")),
+      queue_depth_(
+          Gauge(r, "rlhf_learner_queue_depth", "Accepted trajectories waiting for the trainer.")),
       parked_(Gauge(r, "rlhf_learner_parked_streams",
                     "Push streams paused because the queue is full (backpressure).")),
       prompts_(CounterFamily(r, "rlhf_learner_prompts_total", "Prompt-pool events.")),
@@ -56,12 +56,24 @@ LearnerMetrics::LearnerMetrics(prometheus::Registry& r)
                         .Name("rlhf_learner_step_seconds")
                         .Help("Wall time of one PPO step.")
                         .Register(r)
-                        .Add({}, prometheus::Histogram::BucketBoundaries{
-                                     0.01, 0.03, 0.1, 0.3, 1, 3, 10, 30, 100})),
+                        .Add({}, prometheus::Histogram::BucketBoundaries{0.01, 0.03, 0.1, 0.3, 1, 3,
+                                                                         10, 30, 100})),
+      phases_(CounterFamily(r, "rlhf_learner_step_phase_seconds_total",
+                            "Learner loop time by phase of the PPO step.")),
+      policy_lag_(prometheus::BuildHistogram()
+                      .Name("rlhf_learner_policy_lag")
+                      .Help("Policy versions between generating a trajectory and training on it.")
+                      .Register(r)
+                      .Add({}, prometheus::Histogram::BucketBoundaries{0, 1, 2, 3, 4, 8, 16})),
       ppo_(prometheus::BuildGauge()
                .Name("rlhf_ppo_stat")
                .Help("Statistics of the last PPO step, by name.")
-               .Register(r)) {}
+               .Register(r)) {
+  // Every phase exists (at 0) from the start; allreduce stays 0 on a single rank.
+  for (const char* phase : {"wait_data", "forward_backward", "allreduce", "optimizer", "publish"}) {
+    phases_.Add({{"phase", phase}});
+  }
+}
 
 void LearnerMetrics::SyncLedger(const TrajectoryLedger& l) {
   absl::MutexLock lock(&mu_);
@@ -90,16 +102,22 @@ void LearnerMetrics::SyncPrompts(const PromptPoolStats& p) {
   last_pool_ = p;
 }
 
-void LearnerMetrics::RecordStep(const PpoStepStats& s) {
+void LearnerMetrics::RecordStep(const PpoStepStats& s, const LoopTimes& loop,
+                                const std::vector<int64_t>& lags) {
+  phases_.Add({{"phase", "wait_data"}}).Increment(loop.wait_data);
+  phases_.Add({{"phase", "forward_backward"}}).Increment(s.seconds - s.optimizer_seconds);
+  phases_.Add({{"phase", "optimizer"}}).Increment(s.optimizer_seconds);
+  phases_.Add({{"phase", "publish"}}).Increment(loop.publish);
+  for (int64_t lag : lags) policy_lag_.Observe(static_cast<double>(lag));
   steps_.Increment();
   tokens_trained_.Increment(static_cast<double>(s.tokens));
   step_seconds_.Observe(s.seconds);
   const std::pair<const char*, double> stats[] = {
-      {"reward_mean", s.score_mean},       {"kl_mean", s.kl_mean},
-      {"kl_coef", s.kl_coef},               {"clipfrac", s.clipfrac},
-      {"entropy", s.entropy},               {"value_loss", s.value_loss},
-      {"policy_loss", s.policy_loss},       {"explained_variance", s.explained_variance},
-      {"approx_kl", s.approx_kl},           {"response_length_mean", s.response_length_mean}};
+      {"reward_mean", s.score_mean},  {"kl_mean", s.kl_mean},
+      {"kl_coef", s.kl_coef},         {"clipfrac", s.clipfrac},
+      {"entropy", s.entropy},         {"value_loss", s.value_loss},
+      {"policy_loss", s.policy_loss}, {"explained_variance", s.explained_variance},
+      {"approx_kl", s.approx_kl},     {"response_length_mean", s.response_length_mean}};
   for (const auto& [name, value] : stats) ppo_.Add({{"stat", name}}).Set(value);
 }
 

@@ -10,6 +10,10 @@
 //   rlhf_learner_weight_bytes_sent_total               GetWeights payload bytes
 //   rlhf_learner_steps_total, rlhf_learner_tokens_trained_total
 //   rlhf_learner_step_seconds                          histogram of PPO step wall time
+//   rlhf_learner_step_phase_seconds_total{phase}       time in each phase of the loop:
+//       wait_data | forward_backward | allreduce | optimizer | publish
+//   rlhf_learner_policy_lag                            histogram, per trajectory trained on:
+//       learner version minus the version that generated it
 //   rlhf_ppo_stat{stat}                                the last step's reward_mean, kl_mean,
 //       kl_coef, clipfrac, entropy, value_loss, policy_loss, explained_variance, approx_kl,
 //       response_length_mean
@@ -22,6 +26,9 @@
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
+
+#include <cstdint>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
@@ -40,8 +47,14 @@ class LearnerMetrics {
   // Brings the ledger counters up to `ledger` / `pool` (monotonic: adds the differences).
   void SyncLedger(const TrajectoryLedger& ledger) ABSL_LOCKS_EXCLUDED(mu_);
   void SyncPrompts(const PromptPoolStats& pool) ABSL_LOCKS_EXCLUDED(mu_);
-  // Records one PPO step.
-  void RecordStep(const PpoStepStats& stats);
+  // Seconds of one step spent outside the trainer.
+  struct LoopTimes {
+    double wait_data = 0;  // collecting the batch from the queue
+    double publish = 0;    // publishing the new weights
+  };
+  // Records one PPO step; `lags` has one policy lag per trajectory of the batch.
+  void RecordStep(const PpoStepStats& stats, const LoopTimes& loop,
+                  const std::vector<int64_t>& lags);
 
   prometheus::Gauge& push_streams;
   prometheus::Gauge& policy_version;
@@ -67,6 +80,8 @@ class LearnerMetrics {
   prometheus::Counter& steps_;
   prometheus::Counter& tokens_trained_;
   prometheus::Histogram& step_seconds_;
+  prometheus::Family<prometheus::Counter>& phases_;
+  prometheus::Histogram& policy_lag_;
   prometheus::Family<prometheus::Gauge>& ppo_;
 
   absl::Mutex mu_;

@@ -4,10 +4,9 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <numeric>
 #include <sstream>
-
-#include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -23,14 +22,14 @@ namespace fs = std::filesystem;
 // A batch of trajectories as tensors. The hidden state at positions[b, t] predicts targets[b, t],
 // the t-th response token of row b.
 struct Batch {
-  torch::Tensor tokens;       // [B, L] prompt + response, right-padded
-  torch::Tensor attention;    // [B, L] 1 = real
-  torch::Tensor positions;    // [B, T] int64
-  torch::Tensor targets;      // [B, T] int64 (0 at padding)
-  torch::Tensor mask;         // [B, T] float, 1 = response token
-  torch::Tensor ref_logprobs; // [B, T]
-  torch::Tensor scores;       // [B]
-  torch::Tensor contains_eos; // [B] bool
+  torch::Tensor tokens;        // [B, L] prompt + response, right-padded
+  torch::Tensor attention;     // [B, L] 1 = real
+  torch::Tensor positions;     // [B, T] int64
+  torch::Tensor targets;       // [B, T] int64 (0 at padding)
+  torch::Tensor mask;          // [B, T] float, 1 = response token
+  torch::Tensor ref_logprobs;  // [B, T]
+  torch::Tensor scores;        // [B]
+  torch::Tensor contains_eos;  // [B] bool
 };
 
 absl::Status CheckTrajectory(const rlhf::v1::Trajectory& t, const model::LlamaConfig& c) {
@@ -123,8 +122,7 @@ enum class Entropy { kNone, kStatistic, kDifferentiable };
 // The policy's log-probs of the target tokens; the entropy of each position's distribution as
 // asked: none, detached (a statistic: no autograd graph over the vocabulary), or in the graph
 // (for the entropy bonus).
-PolicyOutput RunPolicy(model::Llama& policy, const Batch& b, double temperature,
-                       Entropy entropy) {
+PolicyOutput RunPolicy(model::Llama& policy, const Batch& b, double temperature, Entropy entropy) {
   torch::Tensor hidden = AtPositions(policy->Trunk(b.tokens, b.attention), b.positions);
   torch::Tensor logits = policy->Logits(hidden);
   if (temperature != 1.0) logits = logits / temperature;
@@ -325,9 +323,9 @@ absl::StatusOr<PpoStepStats> PpoTrainer::StepImpl(const std::vector<rlhf::v1::Tr
       mb_targets.advantages_whitened = targets.advantages_whitened.index_select(0, idx);
       mb_targets.returns = targets.returns.index_select(0, idx);
 
-      PolicyOutput out = RunPolicy(
-          policy_, mb, options_.temperature,
-          options_.entropy_coef > 0 ? Entropy::kDifferentiable : Entropy::kStatistic);
+      PolicyOutput out =
+          RunPolicy(policy_, mb, options_.temperature,
+                    options_.entropy_coef > 0 ? Entropy::kDifferentiable : Entropy::kStatistic);
       torch::Tensor values = RunCritic(critic_, mb);
       rl::PpoLossResult loss = rl::ComputePpoLoss(
           out.logprobs, values, rollout.logprobs.index_select(0, idx),
@@ -339,12 +337,14 @@ absl::StatusOr<PpoStepStats> PpoTrainer::StepImpl(const std::vector<rlhf::v1::Tr
       policy_optimizer_->zero_grad();
       critic_optimizer_->zero_grad();
       total.backward();
+      const absl::Time optimizer_start = absl::Now();
       if (options_.max_grad_norm > 0) {
         torch::nn::utils::clip_grad_norm_(Parameters(policy_), options_.max_grad_norm);
         torch::nn::utils::clip_grad_norm_(Parameters(critic_), options_.max_grad_norm);
       }
       policy_optimizer_->step();
       critic_optimizer_->step();
+      stats.optimizer_seconds += absl::ToDoubleSeconds(absl::Now() - optimizer_start);
 
       stats.policy_loss += Item(loss.policy.loss);
       stats.value_loss += Item(loss.value.loss);
@@ -356,8 +356,8 @@ absl::StatusOr<PpoStepStats> PpoTrainer::StepImpl(const std::vector<rlhf::v1::Tr
     }
   }
   if (updates > 0) {
-    for (double* v : {&stats.policy_loss, &stats.value_loss, &stats.clipfrac,
-                      &stats.value_clipfrac, &stats.approx_kl, &stats.entropy}) {
+    for (double* v : {&stats.policy_loss, &stats.value_loss, &stats.clipfrac, &stats.value_clipfrac,
+                      &stats.approx_kl, &stats.entropy}) {
       *v /= static_cast<double>(updates);
     }
   }

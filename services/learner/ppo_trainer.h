@@ -66,21 +66,22 @@ PpoTrainerOptions PpoTrainerOptionsFromConfig(const rlhf::v1::PpoConfig& ppo,
 
 // What one step did; means are over response tokens unless said otherwise.
 struct PpoStepStats {
-  int64_t step = 0;              // steps done after this one
-  int64_t trajectories = 0;      // batch size
-  int64_t tokens = 0;            // response tokens in the batch
-  double score_mean = 0;         // mean reward-model score per trajectory
-  double kl_mean = 0;            // mean per-sequence KL to the reference (nats)
-  double kl_coef = 0;            // coefficient used in this step
-  double policy_loss = 0;        // means over minibatches and epochs
+  int64_t step = 0;          // steps done after this one
+  int64_t trajectories = 0;  // batch size
+  int64_t tokens = 0;        // response tokens in the batch
+  double score_mean = 0;     // mean reward-model score per trajectory
+  double kl_mean = 0;        // mean per-sequence KL to the reference (nats)
+  double kl_coef = 0;        // coefficient used in this step
+  double policy_loss = 0;    // means over minibatches and epochs
   double value_loss = 0;
   double clipfrac = 0;
   double value_clipfrac = 0;
-  double approx_kl = 0;          // between the old and the updated policy
+  double approx_kl = 0;  // between the old and the updated policy
   double entropy = 0;
-  double explained_variance = 0; // of the returns by the old values
+  double explained_variance = 0;  // of the returns by the old values
   double response_length_mean = 0;
   double seconds = 0;            // wall time of the step
+  double optimizer_seconds = 0;  // of which gradient clipping and optimizer updates
 };
 
 class PpoTrainer {

@@ -3,10 +3,10 @@
 #include "common/batching/batching_config.h"
 #include "common/checkpoint/checkpoint.h"
 #include "common/config/config.h"
-#include "common/metrics/batcher_metrics.h"
 #include "common/grpc/server.h"
 #include "common/grpc/service_main.h"
 #include "common/logging/logging.h"
+#include "common/metrics/batcher_metrics.h"
 #include "common/runtime/runtime.h"
 #include "common/status/status_macros.h"
 #include "services/reference/reference_service.h"
@@ -26,7 +26,7 @@ absl::Status Run(const rlhf::grpc_util::ServiceArgs& args) {
   rlhf::reference::ReferenceServiceOptions options;
   options.max_request_sequences = config.limits().max_batch();
   options.batching = rlhf::batching::BatcherOptionsFromConfig(config.batching());
-  rlhf::metrics::BatcherMetrics batcher_metrics(*registry, "reference");
+  rlhf::metrics::BatcherMetrics batcher_metrics(*registry, "reference", options.batching.max_batch);
   options.batching.observer = &batcher_metrics;
   RLHF_ASSIGN_OR_RETURN(auto service, rlhf::reference::ReferenceService::Create(model, options));
   return rlhf::grpc_util::ServeUntilSignal(config.server(), registry, {service.get()},

@@ -2,25 +2,15 @@
 //   reward --config reward.yaml [--set key=value ...] [--port-file FILE]
 #include "common/batching/batching_config.h"
 #include "common/config/config.h"
-#include "common/metrics/batcher_metrics.h"
 #include "common/grpc/server.h"
 #include "common/grpc/service_main.h"
 #include "common/logging/logging.h"
+#include "common/metrics/batcher_metrics.h"
 #include "common/runtime/runtime.h"
 #include "common/status/status_macros.h"
 #include "services/reward/reward_service.h"
 
 namespace {
-
-absl::StatusOr<std::unique_ptr<rlhf::reward::Scorer>> MakeScorer(
-    const rlhf::v1::RewardConfig& config) {
-  const bool has_model = !config.model().empty();
-  if (has_model == (config.rules_size() > 0)) {
-    return absl::InvalidArgumentError("config: give exactly one of 'model' and 'rules'");
-  }
-  if (has_model) return rlhf::reward::CreateModelScorer(config.model());
-  return rlhf::reward::CreateRuleScorer({config.rules().begin(), config.rules().end()});
-}
 
 absl::Status Run(const rlhf::grpc_util::ServiceArgs& args) {
   rlhf::v1::RewardConfig config;
@@ -30,11 +20,11 @@ absl::Status Run(const rlhf::grpc_util::ServiceArgs& args) {
   RLHF_RETURN_IF_ERROR(rlhf::runtime::InitTorchRuntime(config.threads()));
   // Models load here; the torch work runs on other threads (see the function).
   rlhf::runtime::MakeThisThreadSerial();
-  RLHF_ASSIGN_OR_RETURN(auto scorer, MakeScorer(config));
+  RLHF_ASSIGN_OR_RETURN(auto scorer, rlhf::reward::CreateScorer(config));
   rlhf::reward::RewardServiceOptions options;
   options.max_request_items = config.limits().max_batch();
   options.batching = rlhf::batching::BatcherOptionsFromConfig(config.batching());
-  rlhf::metrics::BatcherMetrics batcher_metrics(*registry, "reward");
+  rlhf::metrics::BatcherMetrics batcher_metrics(*registry, "reward", options.batching.max_batch);
   options.batching.observer = &batcher_metrics;
   RLHF_ASSIGN_OR_RETURN(auto service,
                         rlhf::reward::RewardService::Create(std::move(scorer), options));

@@ -3,14 +3,14 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
-#include <regex>
-
 #include <nlohmann/json.hpp>
+#include <regex>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/checkpoint/checkpoint.h"
 #include "common/model/scoring.h"
+#include "common/status/status_macros.h"
 
 namespace rlhf::reward {
 namespace {
@@ -105,14 +105,14 @@ class ModelScorer final : public Scorer {
     if (in.response_tokens.empty()) return absl::InvalidArgumentError("empty response");
     const size_t len = in.prompt_tokens.size() + in.response_tokens.size();
     if (static_cast<int64_t>(len) > c.max_seq_len) {
-      return absl::InvalidArgumentError(absl::StrCat("prompt + response is ", len,
-                                                     " tokens; the context is ", c.max_seq_len));
+      return absl::InvalidArgumentError(
+          absl::StrCat("prompt + response is ", len, " tokens; the context is ", c.max_seq_len));
     }
     for (const auto* tokens : {&in.prompt_tokens, &in.response_tokens}) {
       for (int64_t id : *tokens) {
         if (id < 0 || id >= c.vocab_size) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              "token id ", id, " outside the vocabulary [0, ", c.vocab_size, ")"));
+          return absl::InvalidArgumentError(
+              absl::StrCat("token id ", id, " outside the vocabulary [0, ", c.vocab_size, ")"));
         }
       }
     }
@@ -178,6 +178,22 @@ absl::StatusOr<std::unique_ptr<Scorer>> CreateModelScorer(const std::string& pat
     stddev = j["std"].get<float>();
   }
   return std::make_unique<ModelScorer>(*model, mean, stddev);
+}
+
+absl::Status ValidateScorerConfig(const rlhf::v1::RewardConfig& config) {
+  if (config.model().empty() == (config.rules_size() == 0)) {
+    return absl::InvalidArgumentError("config: give exactly one of 'model' and 'rules'");
+  }
+  if (config.rules_size() > 0) {
+    return CreateRuleScorer({config.rules().begin(), config.rules().end()}).status();
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Scorer>> CreateScorer(const rlhf::v1::RewardConfig& config) {
+  RLHF_RETURN_IF_ERROR(ValidateScorerConfig(config));
+  if (!config.model().empty()) return CreateModelScorer(config.model());
+  return CreateRuleScorer({config.rules().begin(), config.rules().end()});
 }
 
 }  // namespace rlhf::reward

@@ -42,6 +42,13 @@ absl::StatusOr<std::unique_ptr<Scorer>> CreateRuleScorer(
 // InvalidArgument when the model has no scalar head or a malformed reward_normalization.json.
 absl::StatusOr<std::unique_ptr<Scorer>> CreateModelScorer(const std::string& path);
 
+// Checks the scorer part of a reward config without loading a model: exactly one of `model`
+// and `rules`, and rules that CreateRuleScorer accepts. Errors: InvalidArgument.
+absl::Status ValidateScorerConfig(const rlhf::v1::RewardConfig& config);
+
+// The scorer a reward config asks for (ValidateScorerConfig, then the model or the rules).
+absl::StatusOr<std::unique_ptr<Scorer>> CreateScorer(const rlhf::v1::RewardConfig& config);
+
 }  // namespace rlhf::reward
 
 #endif  // RLHF_SERVICES_REWARD_SCORERS_H_

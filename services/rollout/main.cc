@@ -9,10 +9,10 @@
 #include "common/batching/batching_config.h"
 #include "common/checkpoint/checkpoint.h"
 #include "common/config/config.h"
-#include "common/metrics/batcher_metrics.h"
 #include "common/grpc/server.h"
 #include "common/grpc/service_main.h"
 #include "common/logging/logging.h"
+#include "common/metrics/batcher_metrics.h"
 #include "common/runtime/runtime.h"
 #include "common/status/status_macros.h"
 #include "services/rollout/rollout_service.h"
@@ -68,7 +68,7 @@ absl::Status Run(const rlhf::grpc_util::ServiceArgs& args) {
   rlhf::rollout::RolloutServiceOptions options;
   options.max_request_prompts = config.limits().max_batch();
   options.batching = rlhf::batching::BatcherOptionsFromConfig(config.batching());
-  rlhf::metrics::BatcherMetrics batcher_metrics(*registry, "generate");
+  rlhf::metrics::BatcherMetrics batcher_metrics(*registry, "generate", options.batching.max_batch);
   options.batching.observer = &batcher_metrics;
   RLHF_ASSIGN_OR_RETURN(
       auto service, rlhf::rollout::RolloutService::Create(policy, std::move(tokenizer), options));

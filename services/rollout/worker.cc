@@ -203,6 +203,7 @@ void Worker::Loop() {
       request.set_worker_id(options_.worker_id);
       request.set_max_prompts(options_.batch_prompts);
       PromptLease lease;
+      const absl::Time asked = absl::Now();
       absl::Status s = CallWithRetry("lease", [&](::grpc::ClientContext* context) {
         lease.Clear();
         return learner_->LeasePrompts(context, request, &lease);
@@ -212,8 +213,10 @@ void Worker::Loop() {
         // growing the wait, so that the worker is back as soon as the learner needs data.
         VLOG(1) << "empty lease: the learner has enough prompts out, or the run is ending";
         SleepUnlessStopping(options_.initial_backoff);
+        metrics_.lease_wait_seconds.Increment(absl::ToDoubleSeconds(absl::Now() - asked));
         continue;
       } else if (s.ok()) {
+        metrics_.lease_wait_seconds.Increment(absl::ToDoubleSeconds(absl::Now() - asked));
         s = RunLease(lease);
         if (s.ok()) {
           backoff.Reset();
@@ -309,6 +312,7 @@ absl::Status Worker::RunLease(const PromptLease& lease) {
 }
 
 absl::Status Worker::SyncWeights(int64_t version) {
+  const absl::Time start = absl::Now();
   Backoff backoff(options_.initial_backoff, options_.max_backoff);
   for (int attempt = 1;; ++attempt) {
     codec::NamedTensors tensors;
@@ -317,6 +321,7 @@ absl::Status Worker::SyncWeights(int64_t version) {
     if (s.ok()) {
       RLHF_RETURN_IF_ERROR(policy_->Install(tensors, fetched));
       metrics_.weight_syncs.Increment();
+      metrics_.weight_sync_seconds.Observe(absl::ToDoubleSeconds(absl::Now() - start));
       metrics_.policy_version.Set(fetched);
       absl::MutexLock lock(&mu_);
       ++weight_syncs_;

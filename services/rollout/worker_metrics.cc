@@ -44,6 +44,15 @@ WorkerMetrics::WorkerMetrics(prometheus::Registry& registry)
                              .Register(registry)
                              .Add({}, prometheus::Histogram::BucketBoundaries{0.01, 0.03, 0.1, 0.3,
                                                                               1, 3, 10, 30, 100})),
+      weight_sync_seconds(
+          prometheus::BuildHistogram()
+              .Name("rlhf_rollout_weight_sync_seconds")
+              .Help("Wall time of one weight sync: fetch and install.")
+              .Register(registry)
+              .Add({}, prometheus::Histogram::BucketBoundaries{0.001, 0.003, 0.01, 0.03, 0.1, 0.3,
+                                                               1, 3, 10, 30})),
+      lease_wait_seconds(Counter(registry, "rlhf_rollout_lease_wait_seconds_total",
+                                 "Time the loop waited for prompts from the learner.")),
       acks_(CounterFamily(registry, "rlhf_rollout_acks_total",
                           "Acks received from the learner, by outcome.")),
       retries_(CounterFamily(registry, "rlhf_rollout_retries_total",
@@ -56,6 +65,13 @@ WorkerMetrics::WorkerMetrics(prometheus::Registry& registry)
   for (auto outcome : {rlhf::v1::Ack::ACCEPTED, rlhf::v1::Ack::DUPLICATE, rlhf::v1::Ack::INVALID,
                        rlhf::v1::Ack::STALE}) {
     Ack(outcome);
+  }
+  for (const char* call : {"wait_learner", "lease", "get_weights", "reference", "reward", "push"}) {
+    Retry(call);
+  }
+  for (const char* reason :
+       {"stopping", "weights_unavailable", "weights_invalid", "invalid", "error"}) {
+    LeaseReturned(reason);
   }
 }
 

@@ -15,6 +15,10 @@
 //   rlhf_rollout_leases_returned_total{reason}     counter (stopping|weights_unavailable|
 //                                                  weights_invalid|invalid|error)
 //   rlhf_rollout_generation_seconds                histogram (one per generation batch)
+//   rlhf_rollout_weight_sync_seconds               histogram (one per version fetched and
+//                                                  installed, retries included)
+//   rlhf_rollout_lease_wait_seconds_total          counter (time waiting for prompts: the
+//                                                  worker is starved)
 //
 // Thread-safe (prometheus-cpp metrics are).
 #ifndef RLHF_SERVICES_ROLLOUT_WORKER_METRICS_H_
@@ -55,6 +59,8 @@ struct WorkerMetrics {
   prometheus::Gauge& unacked;
   prometheus::Counter& push_blocked_seconds;
   prometheus::Histogram& generation_seconds;
+  prometheus::Histogram& weight_sync_seconds;
+  prometheus::Counter& lease_wait_seconds;
 
  private:
   prometheus::Family<prometheus::Counter>& acks_;
