@@ -10,6 +10,7 @@ PACKAGES=(
   libabsl-dev prometheus-cpp-dev libgloo-dev libcpp-httplib-dev
   nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libgoogle-glog-dev libgflags-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  prometheus
 )
 
 missing=()
