@@ -1,7 +1,19 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages the project builds and runs with. Idempotent: a machine that has
-# them all installs nothing. Run as root (or with sudo available).
+# Installs the Debian 12 packages the project builds and runs with, and the npm packages of the
+# Kubernetes manifest validator (deploy/k8s/validate). Idempotent and quiet: a machine that has
+# everything installs nothing and prints nothing. Run as root (or with sudo available).
+#   scripts/setup.sh            everything to build, test and run (the default)
+#   scripts/setup.sh --runtime  only the shared libraries the built binaries load (the image's
+#                               runtime stage; see Dockerfile)
 set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+MODE=all
+case "${1:-}" in
+  "") ;;
+  --runtime) MODE=runtime ;;
+  *) echo "usage: $0 [--runtime]" >&2; exit 2 ;;
+esac
 
 PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config git
@@ -13,21 +25,46 @@ PACKAGES=(
   prometheus
 )
 
-missing=()
-for p in "${PACKAGES[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-    missing+=("$p")
-  fi
-done
+# What `rlhf` and the service binaries link against (their NEEDED libraries' packages; apt
+# brings the rest). libopenblas0-openmp makes OpenBLAS the BLAS that LibTorch loads.
+RUNTIME_PACKAGES=(
+  libtorch1.13 libopenblas0-openmp libgomp1
+  libgrpc++1.51 libgrpc29 libprotobuf32 libabsl20220623
+  libprometheus-cpp-core1.0 libcpp-httplib0.11 libyaml-cpp0.7 libgoogle-glog0v6
+)
 
-if ((${#missing[@]} == 0)); then
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+
+# install_missing PKG...: apt-get install those not installed yet.
+install_missing() {
+  local missing=() p
+  for p in "$@"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+      missing+=("$p")
+    fi
+  done
+  if ((${#missing[@]} == 0)); then return 0; fi
+  echo "setup: installing ${#missing[@]} Debian packages: ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  echo "setup: done" >&2
+}
+
+if [[ $MODE == runtime ]]; then
+  install_missing "${RUNTIME_PACKAGES[@]}"
   exit 0
 fi
 
-echo "setup: installing ${#missing[@]} Debian packages: ${missing[*]}" >&2
-SUDO=""
-if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-echo "setup: done" >&2
+install_missing "${PACKAGES[@]}"
+
+# The manifest validator's npm packages (tests/deploy/k8s_manifests_test.sh), from its lock
+# file: installed when node_modules is missing or older than package-lock.json.
+VALIDATE=$ROOT/deploy/k8s/validate
+if [[ -f $VALIDATE/package-lock.json ]] &&
+   [[ ! -f $VALIDATE/node_modules/.package-lock.json || $VALIDATE/package-lock.json -nt $VALIDATE/node_modules/.package-lock.json ]]; then
+  if ! command -v npm >/dev/null; then install_missing nodejs npm; fi
+  echo "setup: installing the npm packages of deploy/k8s/validate" >&2
+  npm ci --no-audit --no-fund --loglevel=error --prefix "$VALIDATE" >/dev/null
+fi
