@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
@@ -26,6 +27,14 @@ using launch::ServiceProcess;
 
 volatile sig_atomic_t g_signal = 0;
 void OnSignal(int sig) { g_signal = sig; }
+// SIGUSR1 / SIGUSR2: one more / one fewer rollout worker (handled by the main loop).
+std::atomic<int> g_add_workers{0};
+std::atomic<int> g_remove_workers{0};
+static_assert(std::atomic<int>::is_always_lock_free, "used from a signal handler");
+void OnScaleSignal(int sig) {
+  if (sig == SIGUSR1) g_add_workers.fetch_add(1);
+  if (sig == SIGUSR2) g_remove_workers.fetch_add(1);
+}
 
 absl::Status Check(const rlhf::v1::LocalConfig& c) {
   auto bad = [](absl::string_view what) {
@@ -92,18 +101,37 @@ class Fleet {
     o.health_service = health_service;
     o.start_timeout = timeout_;
     RLHF_ASSIGN_OR_RETURN(auto child, ServiceProcess::Start(o));
-    std::fprintf(stderr, "rlhf local: %-10s serving on %s (metrics :%d, log %s)\n", name.c_str(),
-                 child->address().c_str(), child->metrics_port(), o.log_path.c_str());
+    std::fprintf(stderr, "rlhf local: %-10s serving on %s (pid %d, metrics :%d, log %s)\n",
+                 name.c_str(), child->address().c_str(), static_cast<int>(child->process().pid()),
+                 child->metrics_port(), o.log_path.c_str());
     children_.push_back(std::move(child));
     services_.push_back(binary);
     RLHF_RETURN_IF_ERROR(WritePrometheusTargets());
     return children_.back().get();
   }
 
-  // A child other than `except` that has exited, if any.
-  ServiceProcess* FindExited(const ServiceProcess* except, int* code) {
+  // Stops `child` (SIGTERM, SIGKILL after `grace`) and forgets it; returns its exit code.
+  absl::StatusOr<int> Stop(ServiceProcess* child, absl::Duration grace) {
+    auto code = child->Stop(grace);
+    Forget(child);
+    return code;
+  }
+
+  // Forgets a child that has exited.
+  void Forget(ServiceProcess* child) {
+    for (size_t i = 0; i < children_.size(); ++i) {
+      if (children_[i].get() != child) continue;
+      children_.erase(children_.begin() + static_cast<std::ptrdiff_t>(i));
+      services_.erase(services_.begin() + static_cast<std::ptrdiff_t>(i));
+      break;
+    }
+    (void)WritePrometheusTargets();  // best effort: a stale target only shows as down
+  }
+
+  // A child not in `except` that has exited, if any.
+  ServiceProcess* FindExited(const std::vector<ServiceProcess*>& except, int* code) {
     for (auto& c : children_) {
-      if (c.get() == except) continue;
+      if (std::find(except.begin(), except.end(), c.get()) != except.end()) continue;
       auto polled = c->Poll();
       if (polled.ok()) {
         *code = *polled;
@@ -198,17 +226,63 @@ absl::Status RunFleet(const rlhf::v1::LocalConfig& c, const std::string& run_dir
   if (learner.checkpoint_dir().empty()) learner.set_checkpoint_dir(run_dir + "/checkpoints");
   RLHF_ASSIGN_OR_RETURN(ServiceProcess * learner_proc,
                         fleet.Start("learner", "learner", learner, "rlhf.v1.Learner"));
-  for (int i = 0; i < c.rollout_workers(); ++i) {
+  // Rollout workers: elastic. SIGUSR1 adds one, SIGUSR2 stops the newest gracefully (it hands
+  // back its lease and waits for its acks), and a worker that dies is replaced, as a Deployment
+  // would; ids are never reused, so a replacement's trajectories are its own.
+  std::vector<ServiceProcess*> workers;
+  int next_worker = 0;
+  auto start_worker = [&]() -> absl::Status {
     rlhf::v1::RolloutConfig rollout = c.rollout();
     ForLoopback(rollout.mutable_server());
     rlhf::v1::WorkerConfig* w = rollout.mutable_worker();
     w->set_learner(learner_proc->address());
     w->set_reward(reward_proc->address());
     w->set_reference(reference_proc->address());
-    w->set_worker_id(absl::StrCat("worker-", i));
-    RLHF_RETURN_IF_ERROR(
-        fleet.Start(absl::StrCat("rollout-", i), "rollout", rollout, "rlhf.v1.Rollout").status());
-  }
+    w->set_worker_id(absl::StrCat("worker-", next_worker));
+    RLHF_ASSIGN_OR_RETURN(ServiceProcess * p,
+                          fleet.Start(absl::StrCat("rollout-", next_worker), "rollout", rollout,
+                                      "rlhf.v1.Rollout"));
+    ++next_worker;
+    workers.push_back(p);
+    return absl::OkStatus();
+  };
+  for (int i = 0; i < c.rollout_workers(); ++i) RLHF_RETURN_IF_ERROR(start_worker());
+  // Applies pending scale signals and replaces dead workers.
+  auto tend_workers = [&]() -> absl::Status {
+    for (; g_add_workers.load() > 0; g_add_workers.fetch_sub(1)) {
+      RLHF_RETURN_IF_ERROR(start_worker());
+      std::printf("rlhf local: added %s (%zu workers)\n", workers.back()->name().c_str(),
+                  workers.size());
+    }
+    for (; g_remove_workers.load() > 0; g_remove_workers.fetch_sub(1)) {
+      if (workers.size() <= 1) {
+        std::printf("rlhf local: keeping the last worker\n");
+        continue;
+      }
+      ServiceProcess* p = workers.back();
+      workers.pop_back();
+      const std::string name = p->name();
+      auto code = fleet.Stop(p, absl::Seconds(15));
+      std::printf("rlhf local: removed %s (exit %d; %zu workers)\n", name.c_str(),
+                  code.ok() ? *code : -1, workers.size());
+    }
+    for (size_t i = 0; i < workers.size(); ++i) {
+      auto exited = workers[i]->Poll();
+      if (!exited.ok()) continue;
+      // Killed (by a signal, the OOM killer, a chaos test) is replaced; an error exit is a
+      // problem of the config or the code that a replacement would only repeat.
+      if (*exited <= 128) return Failed(workers[i], *exited);
+      const std::string name = workers[i]->name();
+      fleet.Forget(workers[i]);
+      workers.erase(workers.begin() + static_cast<std::ptrdiff_t>(i));
+      RLHF_RETURN_IF_ERROR(start_worker());
+      std::printf("rlhf local: %s exited with %d; replaced by %s\n", name.c_str(), *exited,
+                  workers.back()->name().c_str());
+      --i;
+    }
+    std::fflush(stdout);
+    return absl::OkStatus();
+  };
   std::printf("rlhf local: %d rollout workers; %d PPO steps of %d trajectories; run directory %s\n",
               c.rollout_workers(), learner.total_steps(), learner.ppo().batch_size(),
               run_dir.c_str());
@@ -221,8 +295,11 @@ absl::Status RunFleet(const rlhf::v1::LocalConfig& c, const std::string& run_dir
       std::printf("rlhf local: signal %d, stopping every process\n", static_cast<int>(g_signal));
       return absl::CancelledError(absl::StrCat("interrupted by signal ", g_signal));
     }
+    RLHF_RETURN_IF_ERROR(tend_workers());
     int code = 0;
-    if (ServiceProcess* gone = fleet.FindExited(learner_proc, &code)) return Failed(gone, code);
+    std::vector<ServiceProcess*> tended = workers;
+    tended.push_back(learner_proc);
+    if (ServiceProcess* gone = fleet.FindExited(tended, &code)) return Failed(gone, code);
     auto line = learner_proc->ReadLine(absl::Milliseconds(500));
     if (absl::IsDeadlineExceeded(line.status())) continue;
     if (!line.ok()) {  // the learner closed stdout: it exited
@@ -280,6 +357,10 @@ absl::Status RunLocal(const LocalArgs& args) {
   sa.sa_handler = OnSignal;
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+  struct sigaction scale = {};
+  scale.sa_handler = OnScaleSignal;
+  sigaction(SIGUSR1, &scale, nullptr);
+  sigaction(SIGUSR2, &scale, nullptr);
   return RunFleet(c, run_dir);
 }
 

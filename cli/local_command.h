@@ -4,8 +4,13 @@
 // the run directory, and a clean stop of every child on Ctrl-C, on the end of the run or on any
 // child's failure (then the exit status is non-zero and the failing child's log tail is shown).
 //
+// Rollout workers are elastic: SIGUSR1 adds one, SIGUSR2 stops the newest one gracefully (it
+// hands back its lease and waits for its acks), and a worker killed by a signal is replaced by a
+// new one (a worker that exits with an error fails the run, as any other child).
+//
 // Run directory layout: <name>.json (each process's config), <name>.log (its stderr),
-// steps.jsonl (the learner's events), checkpoints/ (unless learner.checkpoint_dir is set).
+// steps.jsonl (the learner's events), checkpoints/ (unless learner.checkpoint_dir is set),
+// prometheus_targets.json (every child's metrics endpoint, for Prometheus file_sd).
 #ifndef RLHF_CLI_LOCAL_COMMAND_H_
 #define RLHF_CLI_LOCAL_COMMAND_H_
 

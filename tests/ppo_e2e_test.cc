@@ -210,6 +210,65 @@ TEST(PpoE2eTest, LocalRunStopsEveryProcessOnSigint) {
   EXPECT_TRUE(fs::exists(dir + "/run/checkpoints/latest")) << output;
 }
 
+// The pid `rlhf local` reported for child `name` in its log ("<name> serving on ... (pid N,").
+int ChildPid(const std::string& launcher_log, const std::string& name) {
+  std::ifstream in(launcher_log);
+  for (std::string line; std::getline(in, line);) {
+    if (line.find("rlhf local: " + name + " ") == std::string::npos) continue;
+    const size_t at = line.find("(pid ");
+    if (at != std::string::npos) return std::stoi(line.substr(at + 5));
+  }
+  return -1;
+}
+
+TEST(PpoE2eTest, LocalRunScalesWorkersOnSignalsAndReplacesKilledOnes) {
+  const std::string dir = TempDir("elastic");
+  const int steps = 60;
+  nlohmann::json config = Sections(dir, steps);
+  config["run_dir"] = dir + "/run";
+  config["rollout_workers"] = 2;
+  const std::string config_path = dir + "/local.json";
+  std::ofstream(config_path) << config.dump(2);
+  const std::string log = dir + "/launcher.log";
+  auto launcher = process::Subprocess::Start({RLHF_CLI_PATH, "local", "--config", config_path},
+                                             {log});
+  ASSERT_TRUE(launcher.ok()) << launcher.status();
+  // SIGUSR1 after step 2; when rollout-2 is up, SIGKILL rollout-0; when its replacement
+  // (rollout-3) is up, SIGUSR2, which stops the newest worker (rollout-3).
+  enum { kAdd, kKill, kRemove, kDone } phase = kAdd;
+  std::string output;
+  while (true) {
+    auto line = (*launcher)->ReadLine(absl::Minutes(5));
+    if (!line.ok()) break;
+    output += *line + "\n";
+    if (phase == kAdd && line->rfind("step 2/", 0) == 0) {
+      (*launcher)->Signal(SIGUSR1);
+      phase = kKill;
+    } else if (phase == kKill && line->find("added rollout-2 (3 workers)") != std::string::npos) {
+      const int pid = ChildPid(log, "rollout-0");
+      ASSERT_GT(pid, 0) << launch::TailOfFile(log, 40);
+      ASSERT_EQ(kill(pid, SIGKILL), 0);
+      phase = kRemove;
+    } else if (phase == kRemove && line->find("rollout-0 exited with 137; replaced by rollout-3") !=
+                                         std::string::npos) {
+      (*launcher)->Signal(SIGUSR2);
+      phase = kDone;
+    }
+  }
+  auto code = (*launcher)->Wait(absl::Seconds(60));
+  ASSERT_TRUE(code.ok());
+  ASSERT_EQ(*code, 0) << output << launch::TailOfFile(log, 40);
+  EXPECT_EQ(phase, kDone) << output;
+  EXPECT_NE(output.find("removed rollout-3 (exit 0; 2 workers)"), std::string::npos) << output;
+  EXPECT_NE(output.find(absl::StrCat("step ", steps, "/", steps)), std::string::npos) << output;
+  // Every trajectory the learner accepted is accounted for, and exactly `steps` batches were
+  // trained on, with a worker killed mid-run and one added and one removed.
+  ExpectLedgerBalances(ReadEvents(dir + "/run/steps.jsonl", "done").at(0)["ledger"], steps * 16);
+  // The targets file lists the processes still running at the end: 3 services + 2 workers.
+  std::ifstream targets(dir + "/run/prometheus_targets.json");
+  EXPECT_EQ(nlohmann::json::parse(targets).size(), 5u);
+}
+
 // Sums the samples of metric `name` in a Prometheus text exposition.
 double MetricSum(const std::string& text, const std::string& name) {
   double sum = 0;

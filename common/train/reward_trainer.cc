@@ -10,6 +10,7 @@
 #include "common/model/scoring.h"
 #include "common/rl/preference.h"
 #include "common/status/status_macros.h"
+#include "common/train/data_parallel.h"
 #include "common/train/train_state.h"
 
 namespace rlhf::train {
@@ -17,19 +18,14 @@ namespace rlhf::train {
 struct RewardTrainer::State {
   model::Llama model{nullptr};
   std::unique_ptr<torch::optim::AdamW> optimizer;
+  std::unique_ptr<dist::GradientSync> sync;
 };
 
-absl::Status Validate(const RewardTrainerOptions& o) {
-  if (absl::Status s = Validate(o.optim); !s.ok()) return s;
-  if (o.batch_pairs <= 0) return absl::InvalidArgumentError("batch_pairs must be > 0");
-  if (o.micro_batch_pairs <= 0 || o.batch_pairs % o.micro_batch_pairs != 0) {
-    return absl::InvalidArgumentError("micro_batch_pairs must be > 0 and divide batch_pairs");
-  }
-  return absl::OkStatus();
-}
+namespace {
 
-absl::StatusOr<std::unique_ptr<RewardTrainer>> RewardTrainer::Create(
-    model::Llama model, std::vector<TokenizedPair> pairs, const RewardTrainerOptions& options) {
+// The checks of Create that need no communication.
+absl::Status CheckInputs(const model::Llama& model, const std::vector<TokenizedPair>& pairs,
+                         const RewardTrainerOptions& options) {
   RLHF_RETURN_IF_ERROR(Validate(options));
   const model::LlamaConfig& c = model->config();
   if (!c.scalar_head) return absl::InvalidArgumentError("the reward model needs a scalar head");
@@ -48,7 +44,49 @@ absl::StatusOr<std::unique_ptr<RewardTrainer>> RewardTrainer::Create(
       }
     }
   }
-  return std::unique_ptr<RewardTrainer>(new RewardTrainer(std::move(model), std::move(pairs), options));
+  return absl::OkStatus();
+}
+
+int64_t DataFingerprint(const std::vector<TokenizedPair>& pairs, const RewardTrainerOptions& o) {
+  Fingerprint f;
+  for (int64_t v : {o.batch_pairs, o.micro_batch_pairs, static_cast<int64_t>(o.seed)}) f.Add(v);
+  for (const TokenizedPair& p : pairs) {
+    for (const auto* seq : {&p.chosen, &p.rejected}) {
+      f.Add(static_cast<int64_t>(seq->size()));
+      for (int64_t id : *seq) f.Add(id);
+    }
+    f.Add(static_cast<int64_t>(p.p_chosen * 1e6f));
+  }
+  return f.value();
+}
+
+}  // namespace
+
+absl::Status Validate(const RewardTrainerOptions& o) {
+  if (absl::Status s = Validate(o.optim); !s.ok()) return s;
+  if (o.batch_pairs <= 0) return absl::InvalidArgumentError("batch_pairs must be > 0");
+  const int64_t world = WorldSize(o.process_group);
+  if (o.batch_pairs % world != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "batch_pairs ", o.batch_pairs, " must be a multiple of the world size ", world));
+  }
+  if (o.micro_batch_pairs <= 0 || (o.batch_pairs / world) % o.micro_batch_pairs != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "micro_batch_pairs must be > 0 and divide the pairs per rank, ", o.batch_pairs / world));
+  }
+  if (o.grad_bucket_bytes <= 0) return absl::InvalidArgumentError("grad_bucket_bytes must be > 0");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<RewardTrainer>> RewardTrainer::Create(
+    model::Llama model, std::vector<TokenizedPair> pairs, const RewardTrainerOptions& options) {
+  RLHF_RETURN_IF_ERROR(AgreeOnStatus(options.process_group, CheckInputs(model, pairs, options)));
+  const int64_t fingerprint = DataFingerprint(pairs, options);
+  std::unique_ptr<RewardTrainer> trainer(
+      new RewardTrainer(std::move(model), std::move(pairs), options));
+  RLHF_RETURN_IF_ERROR(
+      JoinDataParallel(options.process_group, fingerprint, trainer->state_->model));
+  return trainer;
 }
 
 RewardTrainer::RewardTrainer(model::Llama model, std::vector<TokenizedPair> pairs,
@@ -57,11 +95,17 @@ RewardTrainer::RewardTrainer(model::Llama model, std::vector<TokenizedPair> pair
   state_->model = std::move(model);
   state_->model->train();
   state_->optimizer = MakeAdamW(state_->model->parameters(), options.optim);
+  if (WorldSize(options.process_group) > 1) {
+    state_->sync = std::make_unique<dist::GradientSync>(
+        options.process_group, state_->model->parameters(), options.grad_bucket_bytes);
+  }
 }
 
 RewardTrainer::~RewardTrainer() = default;
 
 model::Llama& RewardTrainer::model() { return state_->model; }
+
+bool RewardTrainer::is_main() const { return IsMain(options_.process_group); }
 
 double RewardTrainer::epoch() const {
   return static_cast<double>(step_ * options_.batch_pairs) / static_cast<double>(pairs_.size());
@@ -84,19 +128,22 @@ absl::StatusOr<RewardStepStats> RewardTrainer::Step() {
   RewardStepStats stats;
   stats.learning_rate = ScheduledLearningRate(options_.optim, step_);
   const int64_t micro = options_.micro_batch_pairs;
-  const int64_t accumulation = options_.batch_pairs / micro;
+  // This rank's share: positions [first, first + batch_pairs / N) of the run's order. With equal
+  // shares, (micro-batch mean loss) / (local accumulation steps) summed over the rank's micro-
+  // batches and then averaged over the ranks is the mean loss of the global batch.
+  const int64_t first =
+      step_ * options_.batch_pairs + RankSlice(options_.batch_pairs, options_.process_group).first;
+  const int64_t accumulation = options_.batch_pairs / WorldSize(options_.process_group) / micro;
   int64_t correct = 0;
   for (int64_t m = 0; m < accumulation; ++m) {
     std::vector<std::vector<int64_t>> seqs;
     std::vector<float> p;
     for (int64_t i = 0; i < micro; ++i) {
-      const TokenizedPair& pair = PairAt(step_ * options_.batch_pairs + m * micro + i);
+      const TokenizedPair& pair = PairAt(first + m * micro + i);
       seqs.push_back(pair.chosen);
       p.push_back(pair.p_chosen);
     }
-    for (int64_t i = 0; i < micro; ++i) {
-      seqs.push_back(PairAt(step_ * options_.batch_pairs + m * micro + i).rejected);
-    }
+    for (int64_t i = 0; i < micro; ++i) seqs.push_back(PairAt(first + m * micro + i).rejected);
     auto [tokens, mask] = model::RightPad(seqs);
     torch::Tensor values = model->Values(model->Trunk(tokens, mask));  // [2 micro, T]
     torch::Tensor last = (mask.sum(1) - 1).unsqueeze(1);
@@ -108,6 +155,14 @@ absl::StatusOr<RewardStepStats> RewardTrainer::Step() {
     stats.loss += loss.item<double>() / static_cast<double>(accumulation);
     correct += (r_chosen > r_rejected).sum().item<int64_t>();
   }
+  if (state_->sync != nullptr) {
+    RLHF_RETURN_IF_ERROR(state_->sync->Sync());
+    torch::Tensor totals =
+        torch::tensor({stats.loss, static_cast<double>(correct)}, torch::kFloat64);
+    RLHF_RETURN_IF_ERROR(options_.process_group->AllReduceSum({totals}));
+    stats.loss = totals[0].item<double>() / WorldSize(options_.process_group);
+    correct = static_cast<int64_t>(std::llround(totals[1].item<double>()));
+  }
   stats.grad_norm = ApplyGradients(optimizer, model->parameters(), options_.optim, step_);
   stats.accuracy = static_cast<double>(correct) / static_cast<double>(options_.batch_pairs);
   ++step_;
@@ -115,11 +170,21 @@ absl::StatusOr<RewardStepStats> RewardTrainer::Step() {
 }
 
 absl::Status RewardTrainer::Save(const std::string& dir) const {
+  if (!is_main()) {
+    return absl::FailedPreconditionError("only rank 0 saves a data-parallel trainer");
+  }
   return SaveTrainState(dir, state_->model, *state_->optimizer,
                         {{"step", step_}, {"pairs", pairs_.size()}, {"seed", options_.seed}});
 }
 
 absl::Status RewardTrainer::Restore(const std::string& dir) {
+  dist::ProcessGroup* group = options_.process_group;
+  RLHF_RETURN_IF_ERROR(AgreeOnStatus(group, RestoreLocal(dir)));
+  if (WorldSize(group) == 1) return absl::OkStatus();
+  return group->CheckSameOnAllRanks(step_, absl::StrCat("the step restored from ", dir));
+}
+
+absl::Status RewardTrainer::RestoreLocal(const std::string& dir) {
   // Checked before anything is loaded, so that a refused restore changes nothing.
   std::ifstream in(dir + "/trainer.json");
   nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);

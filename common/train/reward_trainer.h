@@ -3,6 +3,16 @@
 // cosine decay, gradient accumulation and grad-norm clipping. The data order is a deterministic
 // function of (seed, epoch), so a run resumed from a checkpoint ends at the same parameters as
 // an uninterrupted one.
+//
+// Data parallelism: with options.process_group of N > 1 ranks, every rank is given the same
+// model, pairs and options and calls every method (they are collectives), except Save, which
+// rank 0 alone calls (is_main()). batch_pairs is the global batch; rank r trains the r-th
+// contiguous share of it (batch_pairs / N pairs of the same (seed, epoch) order) and the
+// gradients are averaged, so each step equals the single-process step on the whole batch (up to
+// float rounding; when micro_batch_pairs is the per-rank share, the micro-batches are the same
+// and N = 2 ends at bit-identical parameters).
+//
+// Thread-compatible: one thread at a time.
 #ifndef RLHF_COMMON_TRAIN_REWARD_TRAINER_H_
 #define RLHF_COMMON_TRAIN_REWARD_TRAINER_H_
 
@@ -13,6 +23,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/dist/gradient_sync.h"
+#include "common/dist/process_group.h"
 #include "common/model/llama.h"
 #include "common/train/optim.h"
 
@@ -27,22 +39,32 @@ struct TokenizedPair {
 
 struct RewardTrainerOptions {
   OptimOptions optim;
-  int64_t batch_pairs = 16;       // pairs per optimizer step
-  int64_t micro_batch_pairs = 8;  // pairs per forward/backward (gradient accumulation)
+  int64_t batch_pairs = 16;       // pairs per optimizer step (over all ranks)
+  int64_t micro_batch_pairs = 8;  // pairs per forward/backward (gradient accumulation), per rank
   uint64_t seed = 1;              // data order
+
+  // --- Data parallelism
+  /// The group this trainer is one rank of (not owned; outlives the trainer). nullptr or a group
+  /// of one = single process. REQUIRES with N ranks: N divides batch_pairs and
+  /// micro_batch_pairs divides batch_pairs / N.
+  dist::ProcessGroup* process_group = nullptr;
+  /// Size of the gradient all-reduce buckets.
+  int64_t grad_bucket_bytes = dist::kDefaultBucketBytes;
 };
 absl::Status Validate(const RewardTrainerOptions& options);
 
 struct RewardStepStats {
-  double loss = 0;
-  double accuracy = 0;  // of the batch, before the update
+  double loss = 0;      // mean over the global batch (all ranks)
+  double accuracy = 0;  // of the global batch, before the update
   double learning_rate = 0;
   double grad_norm = 0;
 };
 
 class RewardTrainer {
  public:
-  // `model` must have a scalar head; `pairs` must not be empty and fit its context.
+  // `model` must have a scalar head; `pairs` must not be empty and fit its context. With a
+  // group: fails on every rank if any rank's inputs are bad or differ from rank 0's, and starts
+  // every rank from rank 0's parameters.
   static absl::StatusOr<std::unique_ptr<RewardTrainer>> Create(model::Llama model,
                                                                std::vector<TokenizedPair> pairs,
                                                                const RewardTrainerOptions& options);
@@ -56,8 +78,13 @@ class RewardTrainer {
 
   // Model (HF directory "model"), optimizer state and step into `dir` (created). Restore reads
   // them back into this trainer (same model shape and options).
+  // REQUIRES for Save: is_main() (else FAILED_PRECONDITION: one writer per checkpoint; the ranks
+  // hold identical state). Restore is called by every rank, on a directory every rank can read
+  // (a shared filesystem); it fails on all ranks if any rank fails or the steps differ.
   absl::Status Save(const std::string& dir) const;
   absl::Status Restore(const std::string& dir);
+  // Whether this is rank 0 (or a single process): the rank that writes files and logs.
+  bool is_main() const;
 
   model::Llama& model();
   // The pairs trained on, in file order.
@@ -66,6 +93,7 @@ class RewardTrainer {
  private:
   RewardTrainer(model::Llama model, std::vector<TokenizedPair> pairs,
                 const RewardTrainerOptions& options);
+  absl::Status RestoreLocal(const std::string& dir);
   // The pair used at position k of the run (epoch k / n, shuffled per epoch).
   const TokenizedPair& PairAt(int64_t k);
 

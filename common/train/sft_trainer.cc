@@ -1,12 +1,14 @@
 #include "common/train/sft_trainer.h"
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <random>
 
 #include "absl/strings/str_cat.h"
 #include "common/model/scoring.h"
 #include "common/status/status_macros.h"
+#include "common/train/data_parallel.h"
 #include "common/train/train_state.h"
 
 namespace rlhf::train {
@@ -14,9 +16,47 @@ namespace rlhf::train {
 struct SftTrainer::State {
   model::Llama model{nullptr};
   std::unique_ptr<torch::optim::AdamW> optimizer;
+  std::unique_ptr<dist::GradientSync> sync;
 };
 
 namespace {
+
+// The checks of Create that need no communication.
+absl::Status CheckInputs(const model::Llama& model, const std::vector<TokenizedExample>& examples,
+                         const SftTrainerOptions& options) {
+  RLHF_RETURN_IF_ERROR(Validate(options));
+  const model::LlamaConfig& c = model->config();
+  if (!c.lm_head) return absl::InvalidArgumentError("SFT needs a model with an LM head");
+  if (examples.empty()) return absl::InvalidArgumentError("no demonstrations to train on");
+  for (size_t i = 0; i < examples.size(); ++i) {
+    const auto& e = examples[i];
+    if (e.tokens.size() < 2 || e.tokens.size() != e.train.size() ||
+        static_cast<int64_t>(e.tokens.size()) > c.max_seq_len) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("example ", i, ": ", e.tokens.size(), " tokens (2 to ", c.max_seq_len, ")"));
+    }
+    for (int64_t id : e.tokens) {
+      if (id < 0 || id >= c.vocab_size) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("example ", i, ": token id ", id, " outside the vocabulary"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+int64_t DataFingerprint(const std::vector<TokenizedExample>& examples, const SftTrainerOptions& o) {
+  Fingerprint f;
+  for (int64_t v : {o.batch_sequences, o.micro_batch_sequences, o.bucket_batches,
+                    static_cast<int64_t>(o.seed)}) {
+    f.Add(v);
+  }
+  for (const TokenizedExample& e : examples) {
+    f.Add(static_cast<int64_t>(e.tokens.size()));
+    for (size_t k = 0; k < e.tokens.size(); ++k) f.Add(e.tokens[k] * 2 + e.train[k]);
+  }
+  return f.value();
+}
 
 // Sum of -log p(target) over trained targets, and their count, for `batch`.
 std::pair<torch::Tensor, int64_t> LossSum(model::Llama& model,
@@ -90,30 +130,19 @@ absl::Status Validate(const SftTrainerOptions& o) {
     return absl::InvalidArgumentError("micro_batch_sequences must be > 0");
   }
   if (o.bucket_batches <= 0) return absl::InvalidArgumentError("bucket_batches must be > 0");
+  if (o.grad_bucket_bytes <= 0) return absl::InvalidArgumentError("grad_bucket_bytes must be > 0");
   return absl::OkStatus();
 }
 
 absl::StatusOr<std::unique_ptr<SftTrainer>> SftTrainer::Create(
     model::Llama model, std::vector<TokenizedExample> examples, const SftTrainerOptions& options) {
-  RLHF_RETURN_IF_ERROR(Validate(options));
-  const model::LlamaConfig& c = model->config();
-  if (!c.lm_head) return absl::InvalidArgumentError("SFT needs a model with an LM head");
-  if (examples.empty()) return absl::InvalidArgumentError("no demonstrations to train on");
-  for (size_t i = 0; i < examples.size(); ++i) {
-    const auto& e = examples[i];
-    if (e.tokens.size() < 2 || e.tokens.size() != e.train.size() ||
-        static_cast<int64_t>(e.tokens.size()) > c.max_seq_len) {
-      return absl::InvalidArgumentError(absl::StrCat("example ", i, ": ", e.tokens.size(),
-                                                     " tokens (2 to ", c.max_seq_len, ")"));
-    }
-    for (int64_t id : e.tokens) {
-      if (id < 0 || id >= c.vocab_size) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("example ", i, ": token id ", id, " outside the vocabulary"));
-      }
-    }
-  }
-  return std::unique_ptr<SftTrainer>(new SftTrainer(std::move(model), std::move(examples), options));
+  RLHF_RETURN_IF_ERROR(AgreeOnStatus(options.process_group, CheckInputs(model, examples, options)));
+  const int64_t fingerprint = DataFingerprint(examples, options);
+  std::unique_ptr<SftTrainer> trainer(
+      new SftTrainer(std::move(model), std::move(examples), options));
+  RLHF_RETURN_IF_ERROR(
+      JoinDataParallel(options.process_group, fingerprint, trainer->state_->model));
+  return trainer;
 }
 
 SftTrainer::SftTrainer(model::Llama model, std::vector<TokenizedExample> examples,
@@ -122,11 +151,17 @@ SftTrainer::SftTrainer(model::Llama model, std::vector<TokenizedExample> example
   state_->model = std::move(model);
   state_->model->train();
   state_->optimizer = MakeAdamW(state_->model->parameters(), options.optim);
+  if (WorldSize(options.process_group) > 1) {
+    state_->sync = std::make_unique<dist::GradientSync>(
+        options.process_group, state_->model->parameters(), options.grad_bucket_bytes);
+  }
 }
 
 SftTrainer::~SftTrainer() = default;
 
 model::Llama& SftTrainer::model() { return state_->model; }
+
+bool SftTrainer::is_main() const { return IsMain(options_.process_group); }
 
 int64_t SftTrainer::steps_per_epoch() const {
   const int64_t n = static_cast<int64_t>(examples_.size());
@@ -173,18 +208,30 @@ absl::StatusOr<SftStepStats> SftTrainer::Step() {
   SftStepStats stats;
   stats.tokens = total;
   stats.learning_rate = ScheduledLearningRate(options_.optim, step_);
+  dist::ProcessGroup* group = options_.process_group;
+  // `total` counts the whole global batch (every rank sees the plan), so the sum over ranks of
+  // world * (local token loss sum) / total, divided by world in the gradient mean, is the
+  // single-process token mean.
+  const auto [begin, end] = RankSlice(static_cast<int64_t>(batch.size()), group);
+  const double world = WorldSize(group);
   if (total > 0) {
-    for (size_t m = 0; m < batch.size(); m += options_.micro_batch_sequences) {
+    for (int64_t m = begin; m < end; m += options_.micro_batch_sequences) {
       std::vector<const TokenizedExample*> micro;
-      for (size_t k = m; k < std::min(batch.size(), m + options_.micro_batch_sequences); ++k) {
+      for (int64_t k = m; k < std::min(end, m + options_.micro_batch_sequences); ++k) {
         micro.push_back(&examples_[batch[k]]);
       }
       auto [sum, count] = LossSum(model, micro);
       if (count == 0) continue;
-      torch::Tensor loss = sum / static_cast<double>(total);  // the batch's token mean
-      loss.backward();
+      torch::Tensor loss = sum / static_cast<double>(total);  // this share of the token mean
+      (world == 1 ? loss : loss * world).backward();
       stats.loss += loss.item<double>();
     }
+  }
+  if (state_->sync != nullptr) {
+    RLHF_RETURN_IF_ERROR(state_->sync->Sync());
+    torch::Tensor loss = torch::tensor({stats.loss}, torch::kFloat64);
+    RLHF_RETURN_IF_ERROR(group->AllReduceSum({loss}));
+    stats.loss = loss.item<double>();
   }
   stats.grad_norm = ApplyGradients(optimizer, model->parameters(), options_.optim, step_);
   ++step_;
@@ -198,26 +245,42 @@ absl::StatusOr<double> SftTrainer::EvalLoss(const std::vector<TokenizedExample>&
   torch::NoGradGuard no_grad;
   double sum = 0;
   int64_t count = 0;
-  for (size_t i = 0; i < examples.size(); i += batch) {
+  const auto [begin, end] =
+      RankSlice(static_cast<int64_t>(examples.size()), options_.process_group);
+  for (int64_t i = begin; i < end; i += batch) {
     std::vector<const TokenizedExample*> chunk;
-    for (size_t k = i; k < std::min(examples.size(), i + static_cast<size_t>(batch)); ++k) {
-      chunk.push_back(&examples[k]);
-    }
+    for (int64_t k = i; k < std::min(end, i + batch); ++k) chunk.push_back(&examples[k]);
     auto [s, c] = LossSum(model, chunk);
     sum += s.item<double>();
     count += c;
   }
   model->train();
+  if (WorldSize(options_.process_group) > 1) {
+    torch::Tensor totals = torch::tensor({sum, static_cast<double>(count)}, torch::kFloat64);
+    RLHF_RETURN_IF_ERROR(options_.process_group->AllReduceSum({totals}));
+    sum = totals[0].item<double>();
+    count = static_cast<int64_t>(std::llround(totals[1].item<double>()));
+  }
   if (count == 0) return absl::InvalidArgumentError("no trained tokens to evaluate");
   return sum / static_cast<double>(count);
 }
 
 absl::Status SftTrainer::Save(const std::string& dir) const {
+  if (!is_main()) {
+    return absl::FailedPreconditionError("only rank 0 saves a data-parallel trainer");
+  }
   return SaveTrainState(dir, state_->model, *state_->optimizer,
                         {{"step", step_}, {"examples", examples_.size()}, {"seed", options_.seed}});
 }
 
 absl::Status SftTrainer::Restore(const std::string& dir) {
+  dist::ProcessGroup* group = options_.process_group;
+  RLHF_RETURN_IF_ERROR(AgreeOnStatus(group, RestoreLocal(dir)));
+  if (WorldSize(group) == 1) return absl::OkStatus();
+  return group->CheckSameOnAllRanks(step_, absl::StrCat("the step restored from ", dir));
+}
+
+absl::Status SftTrainer::RestoreLocal(const std::string& dir) {
   // Checked before anything is loaded, so that a refused restore changes nothing.
   std::ifstream in(dir + "/trainer.json");
   const nlohmann::json saved = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);

@@ -53,6 +53,8 @@ nlohmann::json StepJson(const PpoStepStats& s) {
           {"entropy", s.entropy},
           {"explained_variance", s.explained_variance},
           {"response_length_mean", s.response_length_mean},
+          {"stale_trajectories", s.stale_trajectories},
+          {"behaviour_weight_mean", s.behaviour_weight_mean},
           {"step_seconds", s.seconds}};
 }
 
@@ -78,6 +80,14 @@ int64_t MaxPromptsInFlight(const rlhf::v1::LearnerConfig& c) {
   return static_cast<int64_t>(c.ppo().batch_size()) * (c.max_policy_lag() + 1);
 }
 
+// The trainer's options: the PPO section, with the decoupled correction only where trajectories
+// can be stale (max_policy_lag > 0); with lag 0 PPO is exactly synchronous.
+PpoTrainerOptions TrainerOptions(const rlhf::v1::LearnerConfig& c) {
+  PpoTrainerOptions o = PpoTrainerOptionsFromConfig(c.ppo(), c.sampling());
+  o.decoupled = o.decoupled && c.max_policy_lag() > 0;
+  return o;
+}
+
 }  // namespace
 
 absl::Status ValidateLearnerConfig(const rlhf::v1::LearnerConfig& c) {
@@ -101,7 +111,7 @@ absl::Status ValidateLearnerConfig(const rlhf::v1::LearnerConfig& c) {
   if (!(c.sampling().top_p() > 0 && c.sampling().top_p() <= 1)) {
     return bad("sampling.top_p must be in (0, 1]");
   }
-  return Validate(PpoTrainerOptionsFromConfig(ppo, c.sampling()));
+  return Validate(TrainerOptions(c));
 }
 
 absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(const rlhf::v1::LearnerConfig& config,
@@ -128,9 +138,8 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(const rlhf::v1::Learner
                                                    policy->config().vocab_size));
   }
   RLHF_ASSIGN_OR_RETURN(auto prompts, LoadPrompts(config.prompts(), *tok));
-  RLHF_ASSIGN_OR_RETURN(auto trainer, PpoTrainer::Create(policy, critic,
-                                                         PpoTrainerOptionsFromConfig(
-                                                             config.ppo(), config.sampling())));
+  RLHF_ASSIGN_OR_RETURN(auto trainer,
+                        PpoTrainer::Create(policy, critic, TrainerOptions(config)));
   return Create(config, std::move(trainer), std::move(prompts), registry);
 }
 

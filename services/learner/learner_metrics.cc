@@ -1,5 +1,6 @@
 #include "services/learner/learner_metrics.h"
 
+#include <algorithm>
 #include <string>
 
 namespace rlhf::learner {
@@ -105,7 +106,9 @@ void LearnerMetrics::SyncPrompts(const PromptPoolStats& p) {
 void LearnerMetrics::RecordStep(const PpoStepStats& s, const LoopTimes& loop,
                                 const std::vector<int64_t>& lags) {
   phases_.Add({{"phase", "wait_data"}}).Increment(loop.wait_data);
-  phases_.Add({{"phase", "forward_backward"}}).Increment(s.seconds - s.optimizer_seconds);
+  phases_.Add({{"phase", "forward_backward"}})
+      .Increment(std::max(0.0, s.seconds - s.optimizer_seconds - s.allreduce_seconds));
+  phases_.Add({{"phase", "allreduce"}}).Increment(s.allreduce_seconds);
   phases_.Add({{"phase", "optimizer"}}).Increment(s.optimizer_seconds);
   phases_.Add({{"phase", "publish"}}).Increment(loop.publish);
   for (int64_t lag : lags) policy_lag_.Observe(static_cast<double>(lag));
@@ -117,7 +120,8 @@ void LearnerMetrics::RecordStep(const PpoStepStats& s, const LoopTimes& loop,
       {"kl_coef", s.kl_coef},         {"clipfrac", s.clipfrac},
       {"entropy", s.entropy},         {"value_loss", s.value_loss},
       {"policy_loss", s.policy_loss}, {"explained_variance", s.explained_variance},
-      {"approx_kl", s.approx_kl},     {"response_length_mean", s.response_length_mean}};
+      {"approx_kl", s.approx_kl},     {"response_length_mean", s.response_length_mean},
+      {"behaviour_weight_mean", s.behaviour_weight_mean}};
   for (const auto& [name, value] : stats) ppo_.Add({{"stat", name}}).Set(value);
 }
 

@@ -11,137 +11,27 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/checkpoint/hf.h"
+#include "common/rl/losses.h"
 #include "common/rl/stats.h"
 #include "common/status/status_macros.h"
+#include "common/train/data_parallel.h"
+#include "services/learner/ppo_batch.h"
+#include "services/learner/ppo_data_parallel.h"
 
 namespace rlhf::learner {
 namespace {
 
 namespace fs = std::filesystem;
-
-// A batch of trajectories as tensors. The hidden state at positions[b, t] predicts targets[b, t],
-// the t-th response token of row b.
-struct Batch {
-  torch::Tensor tokens;        // [B, L] prompt + response, right-padded
-  torch::Tensor attention;     // [B, L] 1 = real
-  torch::Tensor positions;     // [B, T] int64
-  torch::Tensor targets;       // [B, T] int64 (0 at padding)
-  torch::Tensor mask;          // [B, T] float, 1 = response token
-  torch::Tensor ref_logprobs;  // [B, T]
-  torch::Tensor scores;        // [B]
-  torch::Tensor contains_eos;  // [B] bool
-};
-
-absl::Status CheckTrajectory(const rlhf::v1::Trajectory& t, const model::LlamaConfig& c) {
-  auto bad = [&](absl::string_view what) {
-    return absl::InvalidArgumentError(absl::StrCat("trajectory '", t.id(), "': ", what));
-  };
-  if (t.prompt_tokens_size() == 0) return bad("empty prompt");
-  if (t.response_tokens_size() == 0) return bad("empty response");
-  if (t.ref_logprobs_size() != t.response_tokens_size()) {
-    return bad("ref_logprobs and response_tokens differ in length");
-  }
-  if (t.prompt_tokens_size() + t.response_tokens_size() > c.max_seq_len) {
-    return bad(absl::StrCat("longer than the context (", c.max_seq_len, ")"));
-  }
-  for (const auto* tokens : {&t.prompt_tokens(), &t.response_tokens()}) {
-    for (int64_t id : *tokens) {
-      if (id < 0 || id >= c.vocab_size) return bad(absl::StrCat("token id ", id, " out of range"));
-    }
-  }
-  return absl::OkStatus();
-}
-
-Batch MakeBatch(const std::vector<rlhf::v1::Trajectory>& trajectories) {
-  const int64_t b = static_cast<int64_t>(trajectories.size());
-  int64_t max_len = 0, max_resp = 0;
-  for (const auto& t : trajectories) {
-    max_len = std::max<int64_t>(max_len, t.prompt_tokens_size() + t.response_tokens_size());
-    max_resp = std::max<int64_t>(max_resp, t.response_tokens_size());
-  }
-  Batch out;
-  out.tokens = torch::zeros({b, max_len}, torch::kLong);
-  out.attention = torch::zeros({b, max_len}, torch::kLong);
-  out.positions = torch::zeros({b, max_resp}, torch::kLong);
-  out.targets = torch::zeros({b, max_resp}, torch::kLong);
-  out.mask = torch::zeros({b, max_resp}, torch::kFloat);
-  out.ref_logprobs = torch::zeros({b, max_resp}, torch::kFloat);
-  out.scores = torch::zeros({b}, torch::kFloat);
-  out.contains_eos = torch::zeros({b}, torch::kBool);
-  auto tokens = out.tokens.accessor<int64_t, 2>();
-  auto attention = out.attention.accessor<int64_t, 2>();
-  auto positions = out.positions.accessor<int64_t, 2>();
-  auto targets = out.targets.accessor<int64_t, 2>();
-  auto mask = out.mask.accessor<float, 2>();
-  auto ref = out.ref_logprobs.accessor<float, 2>();
-  for (int64_t i = 0; i < b; ++i) {
-    const auto& t = trajectories[i];
-    const int64_t p = t.prompt_tokens_size();
-    for (int64_t j = 0; j < p; ++j) tokens[i][j] = t.prompt_tokens(j);
-    for (int64_t j = 0; j < t.response_tokens_size(); ++j) {
-      tokens[i][p + j] = t.response_tokens(j);
-      positions[i][j] = p - 1 + j;
-      targets[i][j] = t.response_tokens(j);
-      mask[i][j] = 1.0f;
-      ref[i][j] = t.ref_logprobs(j);
-    }
-    for (int64_t j = 0; j < p + t.response_tokens_size(); ++j) attention[i][j] = 1;
-    out.scores[i] = t.reward();
-    out.contains_eos[i] = t.finish_reason() == rlhf::v1::FINISH_REASON_EOS;
-  }
-  return out;
-}
-
-Batch Select(const Batch& b, const torch::Tensor& idx) {
-  Batch s;
-  s.tokens = b.tokens.index_select(0, idx);
-  s.attention = b.attention.index_select(0, idx);
-  s.positions = b.positions.index_select(0, idx);
-  s.targets = b.targets.index_select(0, idx);
-  s.mask = b.mask.index_select(0, idx);
-  s.ref_logprobs = b.ref_logprobs.index_select(0, idx);
-  s.scores = b.scores.index_select(0, idx);
-  s.contains_eos = b.contains_eos.index_select(0, idx);
-  return s;
-}
-
-// Rows of `per_row` [B, L, ...] at positions [B, T].
-torch::Tensor AtPositions(const torch::Tensor& per_row, const torch::Tensor& positions) {
-  if (per_row.dim() == 2) return per_row.gather(1, positions);
-  return per_row.gather(
-      1, positions.unsqueeze(-1).expand({positions.size(0), positions.size(1), per_row.size(2)}));
-}
-
-struct PolicyOutput {
-  torch::Tensor logprobs;  // [B, T]
-  torch::Tensor entropy;   // [B, T]; undefined unless asked for
-};
-
-enum class Entropy { kNone, kStatistic, kDifferentiable };
-
-// The policy's log-probs of the target tokens; the entropy of each position's distribution as
-// asked: none, detached (a statistic: no autograd graph over the vocabulary), or in the graph
-// (for the entropy bonus).
-PolicyOutput RunPolicy(model::Llama& policy, const Batch& b, double temperature, Entropy entropy) {
-  torch::Tensor hidden = AtPositions(policy->Trunk(b.tokens, b.attention), b.positions);
-  torch::Tensor logits = policy->Logits(hidden);
-  if (temperature != 1.0) logits = logits / temperature;
-  torch::Tensor logp = torch::log_softmax(logits, -1);
-  PolicyOutput out;
-  out.logprobs = logp.gather(2, b.targets.unsqueeze(-1)).squeeze(-1);
-  if (entropy == Entropy::kDifferentiable) {
-    out.entropy = -(logp.exp() * logp).sum(-1);
-  } else if (entropy == Entropy::kStatistic) {
-    torch::NoGradGuard no_grad;
-    const torch::Tensor l = logp.detach();
-    out.entropy = -(l.exp() * l).sum(-1);
-  }
-  return out;
-}
-
-torch::Tensor RunCritic(model::Llama& critic, const Batch& b) {
-  return AtPositions(critic->Values(critic->Trunk(b.tokens, b.attention)), b.positions);
-}
+using internal::Batch;
+using internal::CheckTrajectory;
+using internal::Entropy;
+using internal::LossSums;
+using internal::MakeBatch;
+using internal::MinibatchShare;
+using internal::PolicyOutput;
+using internal::RunCritic;
+using internal::RunPolicy;
+using internal::Select;
 
 double Item(const torch::Tensor& t) { return t.item<double>(); }
 
@@ -166,6 +56,166 @@ absl::Status CopyParameters(const model::Llama& from, model::Llama& to, const st
   return absl::OkStatus();
 }
 
+rl::DecoupledLossOptions DecoupledOptions(const PpoTrainerOptions& o) {
+  rl::DecoupledLossOptions d;
+  d.clip_low = o.step.policy.clip_low;
+  d.clip_high = o.step.policy.clip_high;
+  d.behav_weight_cap = o.behaviour_weight_cap;
+  return d;
+}
+
+// The checks of Create that need no communication.
+absl::Status CheckInputs(const model::Llama& policy, const model::Llama& critic,
+                         const PpoTrainerOptions& options) {
+  RLHF_RETURN_IF_ERROR(Validate(options));
+  if (!policy || !policy->config().lm_head) {
+    return absl::InvalidArgumentError("the policy needs an LM head");
+  }
+  if (!critic || !critic->config().scalar_head) {
+    return absl::InvalidArgumentError("the critic needs a scalar head");
+  }
+  if (critic->config().vocab_size != policy->config().vocab_size ||
+      critic->config().max_seq_len < policy->config().max_seq_len) {
+    return absl::InvalidArgumentError("policy and critic differ in vocabulary or context");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckBatch(const std::vector<rlhf::v1::Trajectory>& batch,
+                        const model::LlamaConfig& c) {
+  if (batch.empty()) return absl::InvalidArgumentError("empty batch");
+  int64_t tokens = 0;
+  for (const auto& t : batch) {
+    RLHF_RETURN_IF_ERROR(CheckTrajectory(t, c));
+    tokens += t.response_tokens_size();
+  }
+  if (tokens < 2) return absl::InvalidArgumentError("a batch needs at least 2 response tokens");
+  return absl::OkStatus();
+}
+
+// The whole batch, and what steps 1 and 2 computed from it.
+struct StepData {
+  Batch all;
+  rl::RolloutBatch rollout;
+  rl::PpoTargets targets;
+};
+
+// Step 1 for rows [begin, end) of d->all: the policy's log-probs and the critic's values, without
+// gradients, in [B, T] tensors that are zero in the other rows.
+void RunRollout(model::Llama& policy, model::Llama& critic, double temperature, int64_t begin,
+                int64_t end, StepData* d) {
+  torch::NoGradGuard no_grad;
+  const Batch& all = d->all;
+  if (begin == 0 && end == all.mask.size(0)) {  // the whole batch
+    d->rollout.logprobs = RunPolicy(policy, all, temperature, Entropy::kNone).logprobs * all.mask;
+    d->rollout.values = RunCritic(critic, all) * all.mask;
+    return;
+  }
+  // The dtypes the whole batch would give (the same on every rank, whatever its share).
+  const auto dtype = [&](const model::Llama& m) {
+    return all.mask.options().dtype(
+        torch::promote_types(m->parameters().front().scalar_type(), all.mask.scalar_type()));
+  };
+  d->rollout.logprobs = torch::zeros(all.mask.sizes(), dtype(policy));
+  d->rollout.values = torch::zeros(all.mask.sizes(), dtype(critic));
+  if (end == begin) return;
+  const Batch mine = Select(all, torch::arange(begin, end, torch::kLong));
+  d->rollout.logprobs.narrow(0, begin, end - begin)
+      .copy_(RunPolicy(policy, mine, temperature, Entropy::kNone).logprobs * mine.mask);
+  d->rollout.values.narrow(0, begin, end - begin).copy_(RunCritic(critic, mine) * mine.mask);
+}
+
+// Step 2, on the whole batch.
+void ComputeTargets(const PpoTrainerOptions& o, double kl_coef, StepData* d) {
+  Batch& all = d->all;
+  rl::RolloutBatch& rollout = d->rollout;
+  // On-policy rows are their own behaviour: weight exactly 1.
+  all.behav_logprobs =
+      torch::where(all.stale.unsqueeze(1), all.behav_logprobs, rollout.logprobs) * all.mask;
+  rollout.scores = all.scores;
+  rollout.contains_eos = all.contains_eos;
+  rollout.ref_logprobs = all.ref_logprobs;
+  rollout.mask = all.mask;
+  d->targets = rl::ComputePpoTargets(rollout, kl_coef, o.step);
+  if (!o.whiten_advantages) d->targets.advantages_whitened = d->targets.advantages;
+}
+
+// Forward and backward of `rows`, this rank's share of a minibatch: each loss term is scaled by
+// world * (its share), so that the ranks' gradients add up to world * (the gradient of the whole
+// minibatch's loss) and GradientSync's mean is that gradient. Adds the share-weighted
+// statistics to `sums`. A single process has world 1 and shares 1: the plain minibatch loss.
+void MinibatchBackward(model::Llama& policy, model::Llama& critic, const PpoTrainerOptions& o,
+                       const std::vector<int64_t>& rows, const MinibatchShare& share,
+                       const StepData& d, LossSums* sums) {
+  torch::Tensor idx = torch::tensor(rows, torch::kLong);
+  const Batch mb = Select(d.all, idx);
+  rl::PpoTargets mb_targets;
+  mb_targets.advantages_whitened = d.targets.advantages_whitened.index_select(0, idx);
+  mb_targets.returns = d.targets.returns.index_select(0, idx);
+  PolicyOutput out = RunPolicy(policy, mb, o.temperature,
+                               o.entropy_coef > 0 ? Entropy::kDifferentiable : Entropy::kStatistic);
+  torch::Tensor values = RunCritic(critic, mb);
+  const torch::Tensor old_logprobs = d.rollout.logprobs.index_select(0, idx);
+  rl::PpoLossResult loss =
+      rl::ComputePpoLoss(out.logprobs, values, old_logprobs, d.rollout.values.index_select(0, idx),
+                         mb_targets, mb.mask, o.step);
+  torch::Tensor entropy = rl::MaskedMean(out.entropy, mb.mask);
+  torch::Tensor policy_loss = loss.policy.loss;
+  double policy_share = share.Of(o.step.policy.aggregation);
+  if (o.decoupled) {
+    rl::DecoupledLossResult dec =
+        rl::DecoupledPpoLoss(out.logprobs, old_logprobs, mb.behav_logprobs,
+                             mb_targets.advantages_whitened, mb.mask, DecoupledOptions(o));
+    policy_loss = dec.loss;
+    policy_share = share.tokens;
+    sums->behaviour_weight += Item((dec.behav_weights * mb.mask).sum());
+    sums->behaviour_tokens += Item(mb.mask.sum());
+  }
+  const double value_share = share.Of(o.step.value.aggregation);
+  const double world = train::WorldSize(o.process_group);
+  torch::Tensor total = policy_loss * (world * policy_share) +
+                        loss.value.loss * (o.step.vf_coef * world * value_share);
+  if (o.entropy_coef > 0) total = total - (o.entropy_coef * world * share.tokens) * entropy;
+  total.backward();
+
+  sums->policy_loss += Item(policy_loss) * policy_share;
+  sums->value_loss += Item(loss.value.loss) * value_share;
+  sums->clipfrac += Item(loss.policy.clipfrac) * share.tokens;
+  sums->value_clipfrac += Item(loss.value.clipfrac) * share.tokens;
+  sums->approx_kl += Item(loss.policy.approx_kl) * share.tokens;
+  sums->entropy += Item(entropy) * share.tokens;
+}
+
+// The means over the step's `updates` minibatches.
+void FillLossStats(const LossSums& sums, int64_t updates, PpoStepStats* stats) {
+  if (sums.behaviour_tokens > 0) {
+    stats->behaviour_weight_mean = sums.behaviour_weight / sums.behaviour_tokens;
+  }
+  if (updates == 0) return;
+  const double u = static_cast<double>(updates);
+  stats->policy_loss = sums.policy_loss / u;
+  stats->value_loss = sums.value_loss / u;
+  stats->clipfrac = sums.clipfrac / u;
+  stats->value_clipfrac = sums.value_clipfrac / u;
+  stats->approx_kl = sums.approx_kl / u;
+  stats->entropy = sums.entropy / u;
+}
+
+// The statistics of the whole batch and its targets.
+void FillBatchStats(const StepData& d, PpoStepStats* stats) {
+  torch::NoGradGuard no_grad;
+  const torch::Tensor var_returns = rl::MaskedVar(d.targets.returns, d.all.mask);
+  const torch::Tensor var_resid = rl::MaskedVar(d.targets.returns - d.rollout.values, d.all.mask);
+  const double vr = Item(var_returns);
+  stats->explained_variance = vr > 0 ? 1.0 - Item(var_resid) / vr : 0.0;
+  const int64_t n = d.all.mask.size(0);
+  stats->trajectories = n;
+  stats->tokens = static_cast<int64_t>(Item(d.all.mask.sum()));
+  stats->score_mean = Item(d.all.scores.mean());
+  stats->response_length_mean = static_cast<double>(stats->tokens) / static_cast<double>(n);
+  stats->stale_trajectories = d.all.stale.sum().item<int64_t>();
+}
+
 }  // namespace
 
 absl::Status Validate(const PpoTrainerOptions& o) {
@@ -179,6 +229,8 @@ absl::Status Validate(const PpoTrainerOptions& o) {
   if (!(o.max_grad_norm >= 0)) return absl::InvalidArgumentError("max_grad_norm must be >= 0");
   if (!(o.entropy_coef >= 0)) return absl::InvalidArgumentError("entropy_coef must be >= 0");
   if (!(o.temperature > 0)) return absl::InvalidArgumentError("temperature must be > 0");
+  if (o.decoupled) RLHF_RETURN_IF_ERROR(rl::Validate(DecoupledOptions(o)));
+  if (o.grad_bucket_bytes <= 0) return absl::InvalidArgumentError("grad_bucket_bytes must be > 0");
   return absl::OkStatus();
 }
 
@@ -213,6 +265,12 @@ PpoTrainerOptions PpoTrainerOptionsFromConfig(const rlhf::v1::PpoConfig& ppo,
   // Greedy sampling has no temperature; its log-probs are taken at 1.
   o.temperature = sampling.temperature() > 0 ? sampling.temperature() : 1.0;
   o.seed = ppo.seed();
+  o.decoupled = ppo.decoupled();
+  if (ppo.behaviour_weight_cap() > 0) {
+    o.behaviour_weight_cap = ppo.behaviour_weight_cap();
+  } else {
+    o.behaviour_weight_cap.reset();
+  }
   return o;
 }
 
@@ -239,20 +297,15 @@ absl::StatusOr<model::Llama> PpoTrainer::CriticFromPolicy(const model::Llama& po
 absl::StatusOr<std::unique_ptr<PpoTrainer>> PpoTrainer::Create(model::Llama policy,
                                                                model::Llama critic,
                                                                const PpoTrainerOptions& options) {
-  RLHF_RETURN_IF_ERROR(Validate(options));
-  if (!policy || !policy->config().lm_head) {
-    return absl::InvalidArgumentError("the policy needs an LM head");
-  }
-  if (!critic || !critic->config().scalar_head) {
-    return absl::InvalidArgumentError("the critic needs a scalar head");
-  }
-  if (critic->config().vocab_size != policy->config().vocab_size ||
-      critic->config().max_seq_len < policy->config().max_seq_len) {
-    return absl::InvalidArgumentError("policy and critic differ in vocabulary or context");
-  }
+  dist::ProcessGroup* group = options.process_group;
+  RLHF_RETURN_IF_ERROR(train::AgreeOnStatus(group, CheckInputs(policy, critic, options)));
   RLHF_ASSIGN_OR_RETURN(rl::KlController kl, rl::KlController::Create(options.kl));
-  return std::unique_ptr<PpoTrainer>(
+  const int64_t fingerprint = internal::TrainerFingerprint(options, policy, critic);
+  std::unique_ptr<PpoTrainer> trainer(
       new PpoTrainer(std::move(policy), std::move(critic), options, kl));
+  RLHF_RETURN_IF_ERROR(train::JoinDataParallel(group, fingerprint, trainer->policy_));
+  RLHF_RETURN_IF_ERROR(train::JoinDataParallel(group, fingerprint, trainer->critic_));
+  return trainer;
 }
 
 PpoTrainer::PpoTrainer(model::Llama policy, model::Llama critic, const PpoTrainerOptions& options,
@@ -268,46 +321,62 @@ PpoTrainer::PpoTrainer(model::Llama policy, model::Llama critic, const PpoTraine
       Parameters(policy_), torch::optim::AdamOptions(options.learning_rate));
   critic_optimizer_ = std::make_unique<torch::optim::Adam>(
       Parameters(critic_), torch::optim::AdamOptions(options.critic_learning_rate));
+  if (train::WorldSize(options.process_group) > 1) {
+    std::vector<torch::Tensor> parameters = Parameters(policy_);
+    for (const torch::Tensor& p : Parameters(critic_)) parameters.push_back(p);
+    sync_ = std::make_unique<dist::GradientSync>(options.process_group, std::move(parameters),
+                                                 options.grad_bucket_bytes);
+  }
+}
+
+bool PpoTrainer::is_main() const { return train::IsMain(options_.process_group); }
+
+int64_t PpoTrainer::StateFingerprint() const {
+  return internal::StateFingerprint(step_, kl_.value(), rng_);
 }
 
 absl::StatusOr<PpoStepStats> PpoTrainer::Step(const std::vector<rlhf::v1::Trajectory>& batch) {
-  if (batch.empty()) return absl::InvalidArgumentError("empty batch");
-  int64_t tokens = 0;
-  for (const auto& t : batch) {
-    RLHF_RETURN_IF_ERROR(CheckTrajectory(t, policy_->config()));
-    tokens += t.response_tokens_size();
-  }
-  if (tokens < 2) return absl::InvalidArgumentError("a batch needs at least 2 response tokens");
+  const absl::Time start = absl::Now();
+  internal::StepComm comm(options_.process_group);
+  RLHF_RETURN_IF_ERROR(comm.Agree(CheckBatch(batch, policy_->config())));
+  RLHF_RETURN_IF_ERROR(comm.CheckSame(
+      comm.sharded() ? internal::BatchFingerprint(batch, StateFingerprint()) : 0,
+      "the PPO batch or trainer state (every rank must step on the same trajectories)"));
+  absl::StatusOr<PpoStepStats> stats;
   try {
-    return StepImpl(batch);
+    stats = StepImpl(batch, comm);
   } catch (const std::exception& e) {
     return absl::InternalError(absl::StrCat("PPO step failed: ", e.what()));
   }
+  if (stats.ok()) {
+    stats->allreduce_seconds = comm.seconds();
+    stats->seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  }
+  return stats;
 }
 
-absl::StatusOr<PpoStepStats> PpoTrainer::StepImpl(const std::vector<rlhf::v1::Trajectory>& batch) {
-  const absl::Time start = absl::Now();
-  const Batch all = MakeBatch(batch);
+// Local work that may throw runs under internal::Guarded and its status is agreed on at the next
+// collective (comm.Agree), so that an error on one rank ends the step on all of them.
+absl::StatusOr<PpoStepStats> PpoTrainer::StepImpl(const std::vector<rlhf::v1::Trajectory>& batch,
+                                                  internal::StepComm& comm) {
+  dist::ProcessGroup* group = comm.sharded() ? options_.process_group : nullptr;
   const int64_t n = static_cast<int64_t>(batch.size());
 
-  // 1-2. Old log-probs and values, then the targets.
-  rl::RolloutBatch rollout;
-  {
-    torch::NoGradGuard no_grad;
-    rollout.logprobs =
-        RunPolicy(policy_, all, options_.temperature, Entropy::kNone).logprobs * all.mask;
-    rollout.values = RunCritic(critic_, all) * all.mask;
-  }
-  rollout.scores = all.scores;
-  rollout.contains_eos = all.contains_eos;
-  rollout.ref_logprobs = all.ref_logprobs;
-  rollout.mask = all.mask;
+  // 1-2. Old log-probs and values (this rank's rows, then gathered), then the targets.
+  StepData d;
+  const std::pair<int64_t, int64_t> my_rows = train::RankSlice(n, group);
+  RLHF_RETURN_IF_ERROR(comm.Agree(internal::Guarded([&] {
+    d.all = MakeBatch(batch, step_);
+    RunRollout(policy_, critic_, options_.temperature, my_rows.first, my_rows.second, &d);
+  })));
+  // The rows are disjoint (zero elsewhere): the sum is a gather.
+  RLHF_RETURN_IF_ERROR(comm.AllReduceSum({d.rollout.logprobs, d.rollout.values}));
   const double kl_coef = kl_.value();
-  rl::PpoTargets targets = rl::ComputePpoTargets(rollout, kl_coef, options_.step);
-  if (!options_.whiten_advantages) targets.advantages_whitened = targets.advantages;
+  absl::Status local = internal::Guarded([&] { ComputeTargets(options_, kl_coef, &d); });
 
-  // 3. Epochs of shuffled minibatches.
+  // 3. Epochs of shuffled minibatches, each split between the ranks.
   PpoStepStats stats;
+  LossSums sums;
   int64_t updates = 0;
   std::vector<int64_t> order(n);
   for (int epoch = 0; epoch < options_.epochs; ++epoch) {
@@ -315,72 +384,54 @@ absl::StatusOr<PpoStepStats> PpoTrainer::StepImpl(const std::vector<rlhf::v1::Tr
     std::shuffle(order.begin(), order.end(), rng_);
     for (int64_t begin = 0; begin < n; begin += options_.minibatch_size) {
       const int64_t end = std::min<int64_t>(n, begin + options_.minibatch_size);
-      torch::Tensor idx = torch::tensor(
-          std::vector<int64_t>(order.begin() + begin, order.begin() + end), torch::kLong);
-      const Batch mb = Select(all, idx);
-      if (mb.mask.sum().item<double>() < 1) continue;
-      rl::PpoTargets mb_targets;
-      mb_targets.advantages_whitened = targets.advantages_whitened.index_select(0, idx);
-      mb_targets.returns = targets.returns.index_select(0, idx);
-
-      PolicyOutput out =
-          RunPolicy(policy_, mb, options_.temperature,
-                    options_.entropy_coef > 0 ? Entropy::kDifferentiable : Entropy::kStatistic);
-      torch::Tensor values = RunCritic(critic_, mb);
-      rl::PpoLossResult loss = rl::ComputePpoLoss(
-          out.logprobs, values, rollout.logprobs.index_select(0, idx),
-          rollout.values.index_select(0, idx), mb_targets, mb.mask, options_.step);
-      torch::Tensor entropy = rl::MaskedMean(out.entropy, mb.mask);
-      torch::Tensor total = loss.total;
-      if (options_.entropy_coef > 0) total = total - options_.entropy_coef * entropy;
-
-      policy_optimizer_->zero_grad();
-      critic_optimizer_->zero_grad();
-      total.backward();
-      const absl::Time optimizer_start = absl::Now();
-      if (options_.max_grad_norm > 0) {
-        torch::nn::utils::clip_grad_norm_(Parameters(policy_), options_.max_grad_norm);
-        torch::nn::utils::clip_grad_norm_(Parameters(critic_), options_.max_grad_norm);
+      const auto [share_begin, share_end] = train::RankSlice(end - begin, group);
+      // Token counts from the trajectories: every rank knows the whole minibatch's.
+      int64_t tokens = 0, share_tokens = 0;
+      for (int64_t k = begin; k < end; ++k) {
+        const int64_t t = batch[order[k]].response_tokens_size();
+        tokens += t;
+        if (k - begin >= share_begin && k - begin < share_end) share_tokens += t;
       }
-      policy_optimizer_->step();
-      critic_optimizer_->step();
-      stats.optimizer_seconds += absl::ToDoubleSeconds(absl::Now() - optimizer_start);
-
-      stats.policy_loss += Item(loss.policy.loss);
-      stats.value_loss += Item(loss.value.loss);
-      stats.clipfrac += Item(loss.policy.clipfrac);
-      stats.value_clipfrac += Item(loss.value.clipfrac);
-      stats.approx_kl += Item(loss.policy.approx_kl);
-      stats.entropy += Item(entropy);
+      if (tokens < 1) continue;
+      MinibatchShare share;
+      share.tokens = static_cast<double>(share_tokens) / static_cast<double>(tokens);
+      share.rows = static_cast<double>(share_end - share_begin) / static_cast<double>(end - begin);
+      const std::vector<int64_t> rows(order.begin() + begin + share_begin,
+                                      order.begin() + begin + share_end);
+      if (local.ok()) {
+        local = internal::Guarded([&] {
+          policy_optimizer_->zero_grad();
+          critic_optimizer_->zero_grad();
+          if (!rows.empty()) MinibatchBackward(policy_, critic_, options_, rows, share, d, &sums);
+        });
+      }
+      RLHF_RETURN_IF_ERROR(comm.Agree(local));
+      if (sync_ != nullptr) RLHF_RETURN_IF_ERROR(comm.Sync(*sync_));
+      local = internal::Guarded([&] {
+        const absl::Time optimizer_start = absl::Now();
+        if (options_.max_grad_norm > 0) {
+          torch::nn::utils::clip_grad_norm_(Parameters(policy_), options_.max_grad_norm);
+          torch::nn::utils::clip_grad_norm_(Parameters(critic_), options_.max_grad_norm);
+        }
+        policy_optimizer_->step();
+        critic_optimizer_->step();
+        stats.optimizer_seconds += absl::ToDoubleSeconds(absl::Now() - optimizer_start);
+      });
       ++updates;
     }
   }
-  if (updates > 0) {
-    for (double* v : {&stats.policy_loss, &stats.value_loss, &stats.clipfrac, &stats.value_clipfrac,
-                      &stats.approx_kl, &stats.entropy}) {
-      *v /= static_cast<double>(updates);
-    }
-  }
+  RLHF_RETURN_IF_ERROR(comm.Agree(local));
+  RLHF_RETURN_IF_ERROR(comm.AllReduceSum(&sums));
+  FillLossStats(sums, updates, &stats);
 
   // 4. KL controller and the batch's statistics.
-  const double kl_obs = Item(targets.kl_obs);
+  const double kl_obs = Item(d.targets.kl_obs);
   kl_.Update(kl_obs, n);
   ++step_;
-  {
-    torch::NoGradGuard no_grad;
-    const torch::Tensor var_returns = rl::MaskedVar(targets.returns, all.mask);
-    const torch::Tensor var_resid = rl::MaskedVar(targets.returns - rollout.values, all.mask);
-    const double vr = Item(var_returns);
-    stats.explained_variance = vr > 0 ? 1.0 - Item(var_resid) / vr : 0.0;
-  }
+  FillBatchStats(d, &stats);
   stats.step = step_;
-  stats.trajectories = n;
-  stats.tokens = static_cast<int64_t>(Item(all.mask.sum()));
-  stats.score_mean = Item(all.scores.mean());
   stats.kl_mean = kl_obs;
   stats.kl_coef = kl_coef;
-  stats.response_length_mean = static_cast<double>(stats.tokens) / static_cast<double>(n);
-  stats.seconds = absl::ToDoubleSeconds(absl::Now() - start);
   return stats;
 }
 
@@ -393,6 +444,9 @@ std::vector<std::pair<std::string, torch::Tensor>> PpoTrainer::PolicyParameters(
 }
 
 absl::Status PpoTrainer::Save(const std::string& dir) const {
+  if (!is_main()) {
+    return absl::FailedPreconditionError("only rank 0 saves a data-parallel PPO trainer");
+  }
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) return absl::InternalError(absl::StrCat("cannot create ", dir, ": ", ec.message()));
@@ -419,6 +473,13 @@ absl::Status PpoTrainer::Save(const std::string& dir) const {
 }
 
 absl::Status PpoTrainer::Restore(const std::string& dir) {
+  internal::StepComm comm(options_.process_group);
+  RLHF_RETURN_IF_ERROR(comm.Agree(RestoreLocal(dir)));
+  return comm.CheckSame(comm.sharded() ? StateFingerprint() : 0,
+                        absl::StrCat("the trainer state restored from ", dir));
+}
+
+absl::Status PpoTrainer::RestoreLocal(const std::string& dir) {
   std::ifstream in(dir + "/trainer.json");
   if (!in) return absl::NotFoundError(absl::StrCat("no ", dir, "/trainer.json"));
   nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);

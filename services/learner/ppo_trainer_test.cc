@@ -69,6 +69,8 @@ TEST(PpoTrainerTest, StepReportsFiniteStatisticsAndMovesTheModels) {
     EXPECT_TRUE(std::isfinite(v));
   }
   EXPECT_GT(stats->entropy, 0);
+  EXPECT_EQ(stats->allreduce_seconds, 0.0);  // a single process
+  EXPECT_TRUE(trainer->is_main());
   // Reference = behaviour, so the KL to the reference starts near 0.
   EXPECT_NEAR(stats->kl_mean, 0.0, 1e-3);
   EXPECT_EQ(trainer->step(), 1);
@@ -87,6 +89,70 @@ TEST(PpoTrainerTest, SameInputsGiveBitIdenticalParameters) {
   ASSERT_TRUE(a->Step(batch).ok());
   ASSERT_TRUE(b->Step(batch).ok());
   EXPECT_EQ(MaxParameterDifference(*a, *b), 0.0);
+}
+
+TEST(PpoTrainerTest, DecoupledLossOnOnPolicyTrajectoriesIsStandardPpo) {
+  PpoTrainerOptions decoupled = Options();
+  decoupled.decoupled = true;
+  auto a = MakeTrainer(Options());
+  auto b = MakeTrainer(decoupled);
+  auto batch = SampleTrajectories(a->policy(), 8, 8, 1, 7);  // version 0 = the trainers'
+  ASSERT_TRUE(a->Step(batch).ok());
+  auto stats = b->Step(batch);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->stale_trajectories, 0);
+  EXPECT_DOUBLE_EQ(stats->behaviour_weight_mean, 1.0);
+  EXPECT_LE(MaxParameterDifference(*a, *b), 1e-6);
+}
+
+TEST(PpoTrainerTest, StaleTrajectoriesAreImportanceCorrected) {
+  PpoTrainerOptions decoupled = Options();
+  decoupled.decoupled = true;
+  auto a = MakeTrainer(Options());
+  auto b = MakeTrainer(decoupled);
+  // Both trainers take one step to version 1; then a batch sampled from version 0 arrives.
+  auto old_batch = SampleTrajectories(a->policy(), 8, 8, /*seed=*/2, 7);
+  auto first = SampleTrajectories(a->policy(), 8, 8, /*seed=*/1, 7);
+  ASSERT_TRUE(a->Step(first).ok());
+  ASSERT_TRUE(b->Step(first).ok());
+  ASSERT_EQ(MaxParameterDifference(*a, *b), 0.0);
+  ASSERT_TRUE(a->Step(old_batch).ok());
+  auto stats = b->Step(old_batch);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->stale_trajectories, 8);
+  // The behaviour policy is one small step away: weights near, not at, 1.
+  EXPECT_NE(stats->behaviour_weight_mean, 1.0);
+  EXPECT_NEAR(stats->behaviour_weight_mean, 1.0, 0.2);
+  EXPECT_GT(MaxParameterDifference(*a, *b), 0.0);
+}
+
+TEST(PpoTrainerTest, TokensAboveTheBehaviourWeightCapAreDropped) {
+  PpoTrainerOptions o = Options();
+  o.decoupled = true;
+  o.behaviour_weight_cap = 5.0;
+  auto trainer = MakeTrainer(o);
+  auto batch = SampleTrajectories(trainer->policy(), 8, 8, 1, 7, "w", /*version=*/-1);
+  // Behaviour log-probs far below the proximal ones: every weight is over the cap.
+  for (auto& t : batch) {
+    for (int j = 0; j < t.behaviour_logprobs_size(); ++j) t.set_behaviour_logprobs(j, -60.0f);
+  }
+  auto before = trainer->PolicyParameters();
+  auto stats = trainer->Step(batch);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->stale_trajectories, 8);
+  EXPECT_EQ(stats->behaviour_weight_mean, 0.0);
+  // No policy gradient at all (the critic still learns): a fresh Adam leaves the policy as is.
+  auto after = trainer->PolicyParameters();
+  for (size_t i = 0; i < before.size(); ++i) {
+    EXPECT_TRUE(torch::equal(before[i].second, after[i].second)) << before[i].first;
+  }
+}
+
+TEST(PpoTrainerTest, BadDecoupledOptionsAreErrors) {
+  PpoTrainerOptions o = Options();
+  o.decoupled = true;
+  o.behaviour_weight_cap = -1.0;
+  EXPECT_FALSE(Validate(o).ok());
 }
 
 TEST(PpoTrainerTest, RewardOfTheFavouredTokenRises) {
@@ -146,7 +212,9 @@ TEST(PpoTrainerTest, BadBatchesAreRejectedWithoutChangingTheModel) {
   EXPECT_EQ(trainer->Step(too_long).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(trainer->step(), 0);
   auto after = trainer->PolicyParameters();
-  for (size_t i = 0; i < before.size(); ++i) EXPECT_TRUE(torch::equal(before[i].second, after[i].second));
+  for (size_t i = 0; i < before.size(); ++i) {
+    EXPECT_TRUE(torch::equal(before[i].second, after[i].second));
+  }
 }
 
 TEST(PpoTrainerTest, BadOptionsAreErrors) {
@@ -155,6 +223,9 @@ TEST(PpoTrainerTest, BadOptionsAreErrors) {
   EXPECT_FALSE(Validate(o).ok());
   o = Options();
   o.temperature = 0;
+  EXPECT_FALSE(Validate(o).ok());
+  o = Options();
+  o.grad_bucket_bytes = 0;
   EXPECT_FALSE(Validate(o).ok());
   model::Llama policy = MakePolicy();
   EXPECT_EQ(PpoTrainer::Create(policy, policy, Options()).status().code(),
