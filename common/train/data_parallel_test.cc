@@ -10,6 +10,7 @@
 
 #include "common/testing/dist_ranks.h"
 #include "common/testing/tiny_llama.h"
+#include "common/train/reward_test_util.h"
 #include "common/train/reward_trainer.h"
 #include "common/train/sft_trainer.h"
 #include "gtest/gtest.h"
@@ -19,19 +20,14 @@ namespace {
 
 using ::rlhf::testing::FreeLoopbackPort;
 using ::rlhf::testing::RunRanks;
+using ::rlhf::train::testing::SyntheticPairs;
+using ::rlhf::train::testing::TinyRewardConfig;
 
 constexpr int kWorld = 2;
 constexpr double kTolerance = 1e-5;
 
 std::unique_ptr<dist::ProcessGroup> JoinGroup(int port, int rank) {
-  dist::DistOptions o;
-  o.master_port = port;
-  o.rank = rank;
-  o.world_size = kWorld;
-  o.timeout = absl::Seconds(30);
-  auto group = dist::ProcessGroup::Create(o);
-  EXPECT_TRUE(group.ok()) << group.status();
-  return group.ok() ? std::move(*group) : nullptr;
+  return ::rlhf::testing::JoinGroup(port, rank, kWorld);
 }
 
 double MaxAbsDiff(model::Llama& a, model::Llama& b) {
@@ -45,27 +41,6 @@ double MaxAbsDiff(model::Llama& a, model::Llama& b) {
   return max;
 }
 
-model::LlamaConfig RewardConfig() {
-  model::LlamaConfig c = testing::TinyLlamaConfig();
-  c.lm_head = false;
-  c.scalar_head = true;
-  return c;
-}
-
-// As reward_trainer_test: the chosen sequence ends in 7, the rejected one in 8.
-std::vector<TokenizedPair> Pairs(int n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::vector<TokenizedPair> pairs(n);
-  for (auto& p : pairs) {
-    const int len = 4 + static_cast<int>(rng() % 12);
-    for (int i = 0; i < len; ++i) p.chosen.push_back(10 + static_cast<int64_t>(rng() % 30));
-    p.rejected = p.chosen;
-    p.chosen.push_back(7);
-    p.rejected.push_back(8);
-    p.rejected.push_back(10 + static_cast<int64_t>(rng() % 30));
-  }
-  return pairs;
-}
 
 RewardTrainerOptions RewardOptions() {
   RewardTrainerOptions o;
@@ -80,8 +55,8 @@ RewardTrainerOptions RewardOptions() {
 TEST(DataParallelTest, TwoRewardRanksMatchOneProcess) {
   torch::set_num_threads(1);
   constexpr int kSteps = 6;
-  const auto pairs = Pairs(24, 2);  // batches straddle epochs
-  auto single_model = model::CreateRandomLlama(RewardConfig(), 5);
+  const auto pairs = SyntheticPairs(24, 2);  // batches straddle epochs
+  auto single_model = model::CreateRandomLlama(TinyRewardConfig(), 5);
   ASSERT_TRUE(single_model.ok());
   auto single = RewardTrainer::Create(*single_model, pairs, RewardOptions());
   ASSERT_TRUE(single.ok()) << single.status();
@@ -94,7 +69,7 @@ TEST(DataParallelTest, TwoRewardRanksMatchOneProcess) {
 
   // Rank 1 starts from other weights: Create must give it rank 0's.
   std::vector<model::Llama> models;
-  for (uint64_t seed : {5, 6}) models.push_back(*model::CreateRandomLlama(RewardConfig(), seed));
+  for (uint64_t seed : {5, 6}) models.push_back(*model::CreateRandomLlama(TinyRewardConfig(), seed));
   const std::string dir = ::testing::TempDir() + "/dp_reward";
   std::filesystem::remove_all(dir);
   const int port = FreeLoopbackPort();
@@ -134,13 +109,13 @@ TEST(DataParallelTest, TwoRewardRanksMatchOneProcess) {
 
 TEST(DataParallelTest, RanksWithDifferentOrBadInputsAllFail) {
   torch::set_num_threads(1);
-  const auto pairs = Pairs(8, 3);
+  const auto pairs = SyntheticPairs(8, 3);
   auto other = pairs;
   other[5].chosen[0] = other[5].chosen[0] == 10 ? 11 : 10;
   auto bad = pairs;
   bad[2].rejected.push_back(99);  // outside the vocabulary
   std::vector<model::Llama> models;
-  for (int r = 0; r < kWorld; ++r) models.push_back(*model::CreateRandomLlama(RewardConfig(), 1));
+  for (int r = 0; r < kWorld; ++r) models.push_back(*model::CreateRandomLlama(TinyRewardConfig(), 1));
   const int port = FreeLoopbackPort();
   RunRanks(kWorld, [&](int rank) {
     auto group = JoinGroup(port, rank);
@@ -202,7 +177,7 @@ TEST(DataParallelTest, TwoSftRanksMatchOneProcess) {
   // token counts, so the global token normalisation matters.
   const auto examples = Examples(37, 3);
   const auto held_out = Examples(11, 4);
-  auto single_model = model::CreateRandomLlama(testing::TinyLlamaConfig(), 5);
+  auto single_model = model::CreateRandomLlama(::rlhf::testing::TinyLlamaConfig(), 5);
   auto single = SftTrainer::Create(*single_model, examples, SftOptions());
   ASSERT_TRUE(single.ok()) << single.status();
   std::vector<SftStepStats> single_stats;
@@ -216,7 +191,7 @@ TEST(DataParallelTest, TwoSftRanksMatchOneProcess) {
 
   std::vector<model::Llama> models;
   for (uint64_t seed : {5, 6}) {
-    models.push_back(*model::CreateRandomLlama(testing::TinyLlamaConfig(), seed));
+    models.push_back(*model::CreateRandomLlama(::rlhf::testing::TinyLlamaConfig(), seed));
   }
   const int port = FreeLoopbackPort();
   RunRanks(kWorld, [&](int rank) {

@@ -5,34 +5,15 @@
 
 #include "common/testing/shared_data.h"
 #include "common/train/reward_data.h"
+#include "common/train/reward_test_util.h"
 #include "gtest/gtest.h"
 #include "common/testing/tiny_llama.h"
 
 namespace rlhf::train {
 namespace {
 
-model::LlamaConfig TinyRewardConfig() {
-  model::LlamaConfig c = testing::TinyLlamaConfig();
-  c.lm_head = false;
-  c.scalar_head = true;
-  return c;
-}
-
-// Random sequences; the chosen one of each pair ends in token 7, the rejected one in token 8,
-// so that the preference depends on the content.
-std::vector<TokenizedPair> SyntheticPairs(int n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::vector<TokenizedPair> pairs(n);
-  for (auto& p : pairs) {
-    const int len = 4 + static_cast<int>(rng() % 12);
-    for (int i = 0; i < len; ++i) p.chosen.push_back(10 + static_cast<int64_t>(rng() % 30));
-    p.rejected = p.chosen;
-    p.chosen.push_back(7);
-    p.rejected.push_back(8);
-    p.rejected.push_back(10 + static_cast<int64_t>(rng() % 30));
-  }
-  return pairs;
-}
+using testing::SyntheticPairs;
+using testing::TinyRewardConfig;
 
 double Accuracy(model::Llama& model, const std::vector<TokenizedPair>& pairs) {
   std::vector<std::vector<int64_t>> chosen, rejected;
@@ -140,7 +121,7 @@ TEST(RewardTrainerTest, BadInputIsRefused) {
 }
 
 TEST(RewardDataTest, TooLongPairsAreSkippedWithTheirLineOrStopTheJob) {
-  auto tok = tokenizer::LoadTokenizer(testing::SharedPath("models/tok512.model"));
+  auto tok = tokenizer::LoadTokenizer(::rlhf::testing::SharedPath("models/tok512.model"));
   if (!tok.ok()) GTEST_SKIP() << tok.status();
   std::vector<data::PreferencePair> pairs(3);
   for (int i = 0; i < 3; ++i) {

@@ -25,14 +25,7 @@ constexpr int kSteps = 3;
 constexpr double kTolerance = 1e-5;
 
 std::unique_ptr<dist::ProcessGroup> JoinGroup(int port, int rank) {
-  dist::DistOptions o;
-  o.master_port = port;
-  o.rank = rank;
-  o.world_size = kWorld;
-  o.timeout = absl::Seconds(30);
-  auto group = dist::ProcessGroup::Create(o);
-  EXPECT_TRUE(group.ok()) << group.status();
-  return group.ok() ? std::move(*group) : nullptr;
+  return ::rlhf::testing::JoinGroup(port, rank, kWorld);
 }
 
 struct Models {
