@@ -10,6 +10,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -164,23 +165,24 @@ TEST(PpoE2eTest, LocalRunRaisesTheRewardWithBoundedKl) {
   EXPECT_TRUE(fs::exists(dir + "/run/checkpoints/step-00000040/policy/model.safetensors"));
 }
 
-// Runs `rlhf local` on `config` until it exits (sending `signal_after_first_step`, when not 0,
-// after the first step line); returns its exit code and stdout + stderr.
-std::pair<int, std::string> RunLocal(const std::string& dir, const nlohmann::json& config,
-                                     int signal_after_first_step = 0) {
+// Runs `rlhf local` on `config` until it exits, handing each stdout line to `on_line` (which
+// may signal the launcher); returns its exit code and stdout + the tail of its stderr.
+std::pair<int, std::string> RunLocal(
+    const std::string& dir, const nlohmann::json& config,
+    const std::function<void(const std::string& line, process::Subprocess& launcher)>& on_line =
+        nullptr) {
   const std::string config_path = dir + "/local.json";
   std::ofstream(config_path) << config.dump(2);
   auto launcher = process::Subprocess::Start({RLHF_CLI_PATH, "local", "--config", config_path},
                                              {dir + "/launcher.log"});
   EXPECT_TRUE(launcher.ok()) << launcher.status();
+  if (!launcher.ok()) return {-1, ""};
   std::string output;
   while (true) {
     auto line = (*launcher)->ReadLine(absl::Minutes(5));
     if (!line.ok()) break;
     output += *line + "\n";
-    if (signal_after_first_step != 0 && line->rfind("step 1/", 0) == 0) {
-      (*launcher)->Signal(signal_after_first_step);
-    }
+    if (on_line) on_line(*line, **launcher);
   }
   auto code = (*launcher)->Wait(absl::Seconds(60));
   EXPECT_TRUE(code.ok());
@@ -203,7 +205,9 @@ TEST(PpoE2eTest, LocalRunStopsEveryProcessOnSigint) {
   const std::string dir = TempDir("sigint");
   nlohmann::json config = Sections(dir, 1000);
   config["run_dir"] = dir + "/run";
-  auto [code, output] = RunLocal(dir, config, SIGINT);
+  auto [code, output] = RunLocal(dir, config, [](const std::string& line, auto& launcher) {
+    if (line.rfind("step 1/", 0) == 0) launcher.Signal(SIGINT);
+  });
   EXPECT_EQ(code, 1) << output;
   EXPECT_NE(output.find("interrupted by signal 2"), std::string::npos) << output;
   // The learner checkpointed on its way out (SIGTERM from the launcher).
@@ -227,37 +231,26 @@ TEST(PpoE2eTest, LocalRunScalesWorkersOnSignalsAndReplacesKilledOnes) {
   nlohmann::json config = Sections(dir, steps);
   config["run_dir"] = dir + "/run";
   config["rollout_workers"] = 2;
-  const std::string config_path = dir + "/local.json";
-  std::ofstream(config_path) << config.dump(2);
   const std::string log = dir + "/launcher.log";
-  auto launcher = process::Subprocess::Start({RLHF_CLI_PATH, "local", "--config", config_path},
-                                             {log});
-  ASSERT_TRUE(launcher.ok()) << launcher.status();
   // SIGUSR1 after step 2; when rollout-2 is up, SIGKILL rollout-0; when its replacement
   // (rollout-3) is up, SIGUSR2, which stops the newest worker (rollout-3).
   enum { kAdd, kKill, kRemove, kDone } phase = kAdd;
-  std::string output;
-  while (true) {
-    auto line = (*launcher)->ReadLine(absl::Minutes(5));
-    if (!line.ok()) break;
-    output += *line + "\n";
-    if (phase == kAdd && line->rfind("step 2/", 0) == 0) {
-      (*launcher)->Signal(SIGUSR1);
+  auto [code, output] = RunLocal(dir, config, [&](const std::string& line, auto& launcher) {
+    if (phase == kAdd && line.rfind("step 2/", 0) == 0) {
+      launcher.Signal(SIGUSR1);
       phase = kKill;
-    } else if (phase == kKill && line->find("added rollout-2 (3 workers)") != std::string::npos) {
+    } else if (phase == kKill && line.find("added rollout-2 (3 workers)") != std::string::npos) {
       const int pid = ChildPid(log, "rollout-0");
       ASSERT_GT(pid, 0) << launch::TailOfFile(log, 40);
       ASSERT_EQ(kill(pid, SIGKILL), 0);
       phase = kRemove;
-    } else if (phase == kRemove && line->find("rollout-0 exited with 137; replaced by rollout-3") !=
-                                         std::string::npos) {
-      (*launcher)->Signal(SIGUSR2);
+    } else if (phase == kRemove && line.find("rollout-0 exited with 137; replaced by rollout-3") !=
+                                       std::string::npos) {
+      launcher.Signal(SIGUSR2);
       phase = kDone;
     }
-  }
-  auto code = (*launcher)->Wait(absl::Seconds(60));
-  ASSERT_TRUE(code.ok());
-  ASSERT_EQ(*code, 0) << output << launch::TailOfFile(log, 40);
+  });
+  ASSERT_EQ(code, 0) << output;
   EXPECT_EQ(phase, kDone) << output;
   EXPECT_NE(output.find("removed rollout-3 (exit 0; 2 workers)"), std::string::npos) << output;
   EXPECT_NE(output.find(absl::StrCat("step ", steps, "/", steps)), std::string::npos) << output;

@@ -41,7 +41,6 @@ double MaxAbsDiff(model::Llama& a, model::Llama& b) {
   return max;
 }
 
-
 RewardTrainerOptions RewardOptions() {
   RewardTrainerOptions o;
   o.optim.learning_rate = 3e-3;
