@@ -1,6 +1,9 @@
 #include "cli/local_command.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,6 +21,8 @@
 #include "common/launch/service_process.h"
 #include "common/status/status_macros.h"
 #include "rlhf/v1/config.pb.h"
+#include "services/learner/run_ledger.h"
+#include "services/learner/trajectory_journal.h"
 
 namespace rlhf::cli {
 namespace {
@@ -50,6 +55,10 @@ absl::Status Check(const rlhf::v1::LocalConfig& c) {
     return bad("reward needs a model or rules");
   }
   if (!(c.start_timeout_seconds() > 0)) return bad("start_timeout_seconds must be > 0");
+  if (c.learner_ranks() < 1) return bad("learner_ranks must be >= 1");
+  if (c.learner().ppo().batch_size() % c.learner_ranks() != 0) {
+    return bad("learner.ppo.batch_size must be a multiple of learner_ranks");
+  }
   return absl::OkStatus();
 }
 
@@ -73,6 +82,21 @@ absl::StatusOr<std::string> FindBinary(const std::string& bin_dir, const std::st
                                           bin_dir.empty() ? " or in the build tree" : ""));
 }
 
+// A loopback TCP port that was free a moment ago (for the learner ranks' rendezvous store).
+absl::StatusOr<int> FreeLoopbackPort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return absl::InternalError("socket() failed");
+  sockaddr_in addr = {};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+                  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0;
+  close(fd);
+  if (!ok) return absl::InternalError("cannot find a free loopback port");
+  return static_cast<int>(ntohs(addr.sin_port));
+}
+
 absl::Status WriteConfig(const std::string& path, const google::protobuf::Message& config) {
   std::ofstream out(path);
   out << config::ConfigToJson(config) << "\n";
@@ -90,6 +114,17 @@ class Fleet {
   absl::StatusOr<ServiceProcess*> Start(const std::string& name, const std::string& binary,
                                         const google::protobuf::Message& config,
                                         const std::string& health_service) {
+    RLHF_ASSIGN_OR_RETURN(ServiceProcess * child, Launch(name, binary, config, health_service));
+    RLHF_RETURN_IF_ERROR(AwaitServing(child));
+    return child;
+  }
+
+  // Starts a child without waiting for it to serve (see ServiceProcess::Launch); then
+  // AwaitServing(child). `env` is added to the child's environment.
+  absl::StatusOr<ServiceProcess*> Launch(
+      const std::string& name, const std::string& binary, const google::protobuf::Message& config,
+      const std::string& health_service,
+      std::vector<std::pair<std::string, std::string>> env = {}) {
     RLHF_ASSIGN_OR_RETURN(std::string path, FindBinary(bin_dir_, binary));
     const std::string config_path = absl::StrCat(run_dir_, "/", name, ".json");
     RLHF_RETURN_IF_ERROR(WriteConfig(config_path, config));
@@ -100,14 +135,20 @@ class Fleet {
     o.log_path = absl::StrCat(run_dir_, "/", name, ".log");
     o.health_service = health_service;
     o.start_timeout = timeout_;
-    RLHF_ASSIGN_OR_RETURN(auto child, ServiceProcess::Start(o));
-    std::fprintf(stderr, "rlhf local: %-10s serving on %s (pid %d, metrics :%d, log %s)\n",
-                 name.c_str(), child->address().c_str(), static_cast<int>(child->process().pid()),
-                 child->metrics_port(), o.log_path.c_str());
+    o.env = std::move(env);
+    RLHF_ASSIGN_OR_RETURN(auto child, ServiceProcess::Launch(o));
     children_.push_back(std::move(child));
     services_.push_back(binary);
-    RLHF_RETURN_IF_ERROR(WritePrometheusTargets());
     return children_.back().get();
+  }
+
+  absl::Status AwaitServing(ServiceProcess* child) {
+    RLHF_RETURN_IF_ERROR(child->AwaitServing());
+    std::fprintf(stderr, "rlhf local: %-10s serving on %s (pid %d, metrics :%d, log %s)\n",
+                 child->name().c_str(), child->address().c_str(),
+                 static_cast<int>(child->process().pid()), child->metrics_port(),
+                 child->log_path().c_str());
+    return WritePrometheusTargets();
   }
 
   // Stops `child` (SIGTERM, SIGKILL after `grace`) and forgets it; returns its exit code.
@@ -203,6 +244,39 @@ absl::Status Failed(ServiceProcess* child, int code) {
                                          launch::TailOfFile(child->log_path())));
 }
 
+// run_dir/report.json: the learner's final event and the run's ledger per trajectory id (what
+// the workers generated against the learner's journal); prints the ledger. A ledger that does not
+// balance is an error.
+absl::Status WriteReport(const std::string& run_dir, const nlohmann::json& done_event,
+                         const std::vector<std::string>& generated_logs,
+                         const std::string& journal_path) {
+  RLHF_ASSIGN_OR_RETURN(learner::RunLedger ledger,
+                        learner::ComputeRunLedger(generated_logs, journal_path));
+  const nlohmann::json report = {{"steps", done_event.value("step", 0)},
+                                 {"workers_started", generated_logs.size()},
+                                 {"learner", done_event["ledger"]},
+                                 {"ledger", ledger.ToJson()}};
+  const std::string path = run_dir + "/report.json";
+  std::ofstream out(path);
+  out << report.dump(2) << "\n";
+  if (!out.good()) return absl::InternalError(absl::StrCat("cannot write ", path));
+  std::printf(
+      "rlhf local: ledger: generated %lld = consumed %lld + dropped %lld (stale %lld, invalid "
+      "%lld, shutdown %lld) + in flight at stop %lld; %lld duplicate receipts; %s (%s)\n",
+      static_cast<long long>(ledger.generated), static_cast<long long>(ledger.consumed),
+      static_cast<long long>(ledger.dropped()), static_cast<long long>(ledger.dropped_stale),
+      static_cast<long long>(ledger.dropped_invalid),
+      static_cast<long long>(ledger.dropped_shutdown),
+      static_cast<long long>(ledger.in_flight_at_stop),
+      static_cast<long long>(ledger.duplicates_received),
+      ledger.balanced() ? "balanced" : "NOT BALANCED", path.c_str());
+  if (!ledger.balanced()) {
+    return absl::DataLossError(absl::StrCat(
+        "the run's ledger does not balance: ", ledger.ToJson().dump(), " (", path, ")"));
+  }
+  return absl::OkStatus();
+}
+
 // Loopback children: port 0, and a short drain unless the config sets one (nothing on a laptop
 // needs 5 s to drain, and Ctrl-C should feel immediate).
 void ForLoopback(rlhf::v1::ServerConfig* server) {
@@ -224,13 +298,43 @@ absl::Status RunFleet(const rlhf::v1::LocalConfig& c, const std::string& run_dir
   rlhf::v1::LearnerConfig learner = c.learner();
   ForLoopback(learner.mutable_server());
   if (learner.checkpoint_dir().empty()) learner.set_checkpoint_dir(run_dir + "/checkpoints");
-  RLHF_ASSIGN_OR_RETURN(ServiceProcess * learner_proc,
-                        fleet.Start("learner", "learner", learner, "rlhf.v1.Learner"));
+  // Learner ranks: every rank is launched before any is awaited, since rank 0 serves only once
+  // all of them have joined its group. Ranks > 0 serve health and metrics only.
+  std::vector<ServiceProcess*> learner_ranks;
+  {
+    std::vector<std::pair<std::string, std::string>> env;
+    if (c.learner_ranks() > 1) {
+      RLHF_ASSIGN_OR_RETURN(const int master_port, FreeLoopbackPort());
+      env = {{"MASTER_ADDR", "127.0.0.1"},
+             {"MASTER_PORT", absl::StrCat(master_port)},
+             {"WORLD_SIZE", absl::StrCat(c.learner_ranks())}};
+    }
+    for (int r = 0; r < c.learner_ranks(); ++r) {
+      auto rank_env = env;
+      if (c.learner_ranks() > 1) {
+        rank_env.emplace_back("RANK", absl::StrCat(r));
+        rank_env.emplace_back("LOCAL_RANK", absl::StrCat(r));
+      }
+      RLHF_ASSIGN_OR_RETURN(
+          ServiceProcess * p,
+          fleet.Launch(r == 0 ? std::string("learner") : absl::StrCat("learner-rank-", r),
+                       "learner", learner, r == 0 ? "rlhf.v1.Learner" : "", std::move(rank_env)));
+      learner_ranks.push_back(p);
+    }
+    for (ServiceProcess* p : learner_ranks) RLHF_RETURN_IF_ERROR(fleet.AwaitServing(p));
+  }
+  ServiceProcess* const learner_proc = learner_ranks.front();
   // Rollout workers: elastic. SIGUSR1 adds one, SIGUSR2 stops the newest gracefully (it hands
   // back its lease and waits for its acks), and a worker that dies is replaced, as a Deployment
   // would; ids are never reused, so a replacement's trajectories are its own.
   std::vector<ServiceProcess*> workers;
+  std::vector<std::string> generated_logs;  // one per worker ever started
   int next_worker = 0;
+  {
+    std::error_code ec;
+    fs::create_directories(run_dir + "/workers", ec);
+    if (ec) return absl::InternalError(absl::StrCat("cannot create ", run_dir, "/workers"));
+  }
   auto start_worker = [&]() -> absl::Status {
     rlhf::v1::RolloutConfig rollout = c.rollout();
     ForLoopback(rollout.mutable_server());
@@ -239,9 +343,10 @@ absl::Status RunFleet(const rlhf::v1::LocalConfig& c, const std::string& run_dir
     w->set_reward(reward_proc->address());
     w->set_reference(reference_proc->address());
     w->set_worker_id(absl::StrCat("worker-", next_worker));
-    RLHF_ASSIGN_OR_RETURN(ServiceProcess * p,
-                          fleet.Start(absl::StrCat("rollout-", next_worker), "rollout", rollout,
-                                      "rlhf.v1.Rollout"));
+    w->set_generated_log(absl::StrCat(run_dir, "/workers/worker-", next_worker, ".generated"));
+    generated_logs.push_back(w->generated_log());
+    RLHF_ASSIGN_OR_RETURN(ServiceProcess * p, fleet.Start(absl::StrCat("rollout-", next_worker),
+                                                          "rollout", rollout, "rlhf.v1.Rollout"));
     ++next_worker;
     workers.push_back(p);
     return absl::OkStatus();
@@ -283,12 +388,15 @@ absl::Status RunFleet(const rlhf::v1::LocalConfig& c, const std::string& run_dir
     std::fflush(stdout);
     return absl::OkStatus();
   };
-  std::printf("rlhf local: %d rollout workers; %d PPO steps of %d trajectories; run directory %s\n",
-              c.rollout_workers(), learner.total_steps(), learner.ppo().batch_size(),
-              run_dir.c_str());
+  std::printf(
+      "rlhf local: %d rollout workers; %d learner rank(s); %d PPO steps of %d trajectories; run "
+      "directory %s\n",
+      c.rollout_workers(), c.learner_ranks(), learner.total_steps(), learner.ppo().batch_size(),
+      run_dir.c_str());
   std::fflush(stdout);
 
   std::ofstream steps(run_dir + "/steps.jsonl");
+  nlohmann::json done_event;
   bool done = false;
   while (!done) {
     if (g_signal != 0) {
@@ -298,8 +406,13 @@ absl::Status RunFleet(const rlhf::v1::LocalConfig& c, const std::string& run_dir
     RLHF_RETURN_IF_ERROR(tend_workers());
     int code = 0;
     std::vector<ServiceProcess*> tended = workers;
-    tended.push_back(learner_proc);
+    tended.insert(tended.end(), learner_ranks.begin(), learner_ranks.end());
     if (ServiceProcess* gone = fleet.FindExited(tended, &code)) return Failed(gone, code);
+    // Ranks > 0 exit 0 when rank 0 tells them the run is over; any other exit fails the run.
+    for (size_t r = 1; r < learner_ranks.size(); ++r) {
+      auto exited = learner_ranks[r]->Poll();
+      if (exited.ok() && *exited != 0) return Failed(learner_ranks[r], *exited);
+    }
     auto line = learner_proc->ReadLine(absl::Milliseconds(500));
     if (absl::IsDeadlineExceeded(line.status())) continue;
     if (!line.ok()) {  // the learner closed stdout: it exited
@@ -313,15 +426,20 @@ absl::Status RunFleet(const rlhf::v1::LocalConfig& c, const std::string& run_dir
     if (kind == "step") {
       std::printf("%s\n", ProgressLine(event, learner.total_steps()).c_str());
     } else if (kind == "done") {
-      std::printf("rlhf local: done after %d steps; ledger %s\n", event.value("step", 0),
+      std::printf("rlhf local: done after %d steps; learner ledger %s\n", event.value("step", 0),
                   event["ledger"].dump().c_str());
+      done_event = event;
       done = true;
     }
     std::fflush(stdout);
   }
-  auto exit = learner_proc->process().Wait(absl::Seconds(60));
-  if (!exit.ok() || *exit != 0) return Failed(learner_proc, exit.ok() ? *exit : -1);
-  fleet.StopAll();
+  for (ServiceProcess* p : learner_ranks) {
+    auto exit = p->process().Wait(absl::Seconds(60));
+    if (!exit.ok() || *exit != 0) return Failed(p, exit.ok() ? *exit : -1);
+  }
+  fleet.StopAll();  // the workers' generated logs are complete once they have exited
+  RLHF_RETURN_IF_ERROR(WriteReport(run_dir, done_event, generated_logs,
+                                   learner::JournalPath(learner.checkpoint_dir())));
   std::printf("rlhf local: final checkpoint in %s, logs in %s\n", learner.checkpoint_dir().c_str(),
               run_dir.c_str());
   return absl::OkStatus();

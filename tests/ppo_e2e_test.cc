@@ -4,18 +4,22 @@
 //  1. `rlhf local` (the launcher users run): the mean reward rises clearly over a seeded short
 //     run while the KL to the reference stays bounded.
 //  2. A rollout worker SIGKILLed mid-run and replaced: the run finishes and the ledgers balance.
+//  3. Chaos (workers killed at random, added, removed) with an exact per-id ledger, and two
+//     learner ranks under `rlhf local`.
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <nlohmann/json.hpp>
+#include <random>
 #include <sstream>
 
-#include <nlohmann/json.hpp>
-
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/launch/service_process.h"
 #include "common/process/subprocess.h"
 #include "common/testing/shared_data.h"
@@ -39,8 +43,8 @@ std::string TempDir(const std::string& name) {
 std::string WritePrompts(const std::string& dir) {
   const std::string path = dir + "/prompts.jsonl";
   std::ofstream out(path);
-  const char* starts[] = {"Once upon a time", "Tom", "The dog", "She said",
-                          "Lily", "One day", "The sun", "Ben and Mia"};
+  const char* starts[] = {"Once upon a time", "Tom",     "The dog",    "She said", "Lily",
+                          "One day",          "The sun", "Ben and Mia"};
   for (int i = 0; i < 32; ++i) out << nlohmann::json{{"prompt", starts[i % 8]}}.dump() << "\n";
   return path;
 }
@@ -49,36 +53,38 @@ std::string WritePrompts(const std::string& dir) {
 // share of the response text made of "ver", which the fixture emits in ~4% of its text at
 // temperature 1; scaled by 10 so that it is not drowned by the KL penalty.
 nlohmann::json Sections(const std::string& dir, int total_steps) {
-  return {
-      {"learner",
-       {{"policy", Model()},
-        {"tokenizer", Tokenizer()},
-        {"prompts", WritePrompts(dir)},
-        {"total_steps", total_steps},
-        {"lease_seconds", 5},
-        {"max_queue", 32},
-        {"threads", 1},
-        {"seed", 7},
-        {"sampling", {{"temperature", 1.0}, {"max_new_tokens", 24}}},
-        {"ppo",
-         {{"batch_size", 16},
-          {"minibatch_size", 8},
-          {"epochs", 2},
-          {"learning_rate", 1e-4},
-          {"critic_learning_rate", 1e-3},
-          {"init_kl_coef", 0.1},
-          {"kl_target", 4},
-          {"kl_horizon", 320},
-          {"seed", 7}}}}},
-      {"rollout",
-       {{"server", {{"shutdown_grace_seconds", 1}}},
-        {"model", Model()},
-        {"tokenizer", Tokenizer()},
-        {"threads", 1},
-        {"worker", {{"batch_prompts", 8}}}}},
-      {"reward", {{"server", {{"shutdown_grace_seconds", 1}}}, {"threads", 1}, {"rules", {{{"kind", "TEXT_SHARE"}, {"word", "ver"}, {"weight", 10}}}}}},
-      {"reference",
-       {{"server", {{"shutdown_grace_seconds", 1}}}, {"model", Model()}, {"threads", 1}}}};
+  return {{"learner",
+           {{"policy", Model()},
+            {"tokenizer", Tokenizer()},
+            {"prompts", WritePrompts(dir)},
+            {"total_steps", total_steps},
+            {"lease_seconds", 5},
+            {"max_queue", 32},
+            {"threads", 1},
+            {"seed", 7},
+            {"sampling", {{"temperature", 1.0}, {"max_new_tokens", 24}}},
+            {"ppo",
+             {{"batch_size", 16},
+              {"minibatch_size", 8},
+              {"epochs", 2},
+              {"learning_rate", 1e-4},
+              {"critic_learning_rate", 1e-3},
+              {"init_kl_coef", 0.1},
+              {"kl_target", 4},
+              {"kl_horizon", 320},
+              {"seed", 7}}}}},
+          {"rollout",
+           {{"server", {{"shutdown_grace_seconds", 1}}},
+            {"model", Model()},
+            {"tokenizer", Tokenizer()},
+            {"threads", 1},
+            {"worker", {{"batch_prompts", 8}}}}},
+          {"reward",
+           {{"server", {{"shutdown_grace_seconds", 1}}},
+            {"threads", 1},
+            {"rules", {{{"kind", "TEXT_SHARE"}, {"word", "ver"}, {"weight", 10}}}}}},
+          {"reference",
+           {{"server", {{"shutdown_grace_seconds", 1}}}, {"model", Model()}, {"threads", 1}}}};
 }
 
 std::vector<nlohmann::json> ReadEvents(const std::string& path, const std::string& kind) {
@@ -94,10 +100,10 @@ std::vector<nlohmann::json> ReadEvents(const std::string& path, const std::strin
 // The learner's ledger identities (services/learner/trajectory_queue.h, prompt_pool.h).
 void ExpectLedgerBalances(const nlohmann::json& l, int consumed) {
   SCOPED_TRACE(l.dump());
-  EXPECT_EQ(l["received"].get<int>(),
-            l["accepted"].get<int>() + l["duplicate"].get<int>() + l["invalid"].get<int>() +
-                l["stale_on_arrival"].get<int>() + l["parked"].get<int>() +
-                l["cancelled"].get<int>());
+  EXPECT_EQ(l["received"].get<int>(), l["accepted"].get<int>() + l["duplicate"].get<int>() +
+                                          l["invalid"].get<int>() +
+                                          l["stale_on_arrival"].get<int>() +
+                                          l["parked"].get<int>() + l["cancelled"].get<int>());
   EXPECT_EQ(l["accepted"].get<int>(),
             l["consumed"].get<int>() + l["stale_at_pop"].get<int>() + l["queued"].get<int>());
   EXPECT_EQ(l["consumed"].get<int>(), consumed);
@@ -107,8 +113,7 @@ void ExpectLedgerBalances(const nlohmann::json& l, int consumed) {
                 l["prompts_expired"].get<int>() + l["prompts_outstanding"].get<int>());
 }
 
-double Mean(const std::vector<nlohmann::json>& steps, size_t begin, size_t end,
-            const char* key) {
+double Mean(const std::vector<nlohmann::json>& steps, size_t begin, size_t end, const char* key) {
   double sum = 0;
   for (size_t i = begin; i < end; ++i) sum += steps[i][key].get<double>();
   return sum / static_cast<double>(end - begin);
@@ -156,8 +161,7 @@ TEST(PpoE2eTest, LocalRunRaisesTheRewardWithBoundedKl) {
   for (const auto& e : events) max_kl = std::max(max_kl, e["kl_mean"].get<double>());
   EXPECT_LT(max_kl, 40.0);
   EXPECT_GT(events.back()["kl_coef"].get<double>(), 0.1) << "the controller reacted";
-  ExpectLedgerBalances(ReadEvents(dir + "/run/steps.jsonl", "done").at(0)["ledger"],
-                       steps * 16);
+  ExpectLedgerBalances(ReadEvents(dir + "/run/steps.jsonl", "done").at(0)["ledger"], steps * 16);
   // Every process wrote its log, and the final checkpoint is an HF directory.
   for (const char* name : {"learner", "reward", "reference", "rollout-0", "rollout-1"}) {
     EXPECT_TRUE(fs::exists(absl::StrCat(dir, "/run/", name, ".log"))) << name;
@@ -225,41 +229,113 @@ int ChildPid(const std::string& launcher_log, const std::string& name) {
   return -1;
 }
 
-TEST(PpoE2eTest, LocalRunScalesWorkersOnSignalsAndReplacesKilledOnes) {
-  const std::string dir = TempDir("elastic");
-  const int steps = 60;
+// The run's report (run_dir/report.json): the per-id ledger balances, every batch was consumed
+// once, and the learner's own counters agree with it.
+nlohmann::json ExpectReportBalances(const std::string& run_dir, int steps) {
+  std::ifstream in(run_dir + "/report.json");
+  const nlohmann::json report = nlohmann::json::parse(in, nullptr, false);
+  EXPECT_FALSE(report.is_discarded()) << run_dir;
+  if (report.is_discarded()) return {};
+  SCOPED_TRACE(report.dump());
+  const nlohmann::json& l = report["ledger"];
+  EXPECT_TRUE(l["balanced"].get<bool>());
+  EXPECT_EQ(l["consumed"].get<int>(), steps * 16);
+  EXPECT_EQ(l["consumed_twice"].get<int>(), 0);
+  EXPECT_EQ(l["unknown_ids"].get<int>(), 0);
+  EXPECT_EQ(l["generated"].get<int>(), l["consumed"].get<int>() + l["dropped"]["stale"].get<int>() +
+                                           l["dropped"]["invalid"].get<int>() +
+                                           l["dropped"]["shutdown"].get<int>() +
+                                           l["in_flight_at_stop"].get<int>());
+  EXPECT_EQ(report["learner"]["consumed"].get<int>(), l["consumed"].get<int>());
+  EXPECT_EQ(report["learner"]["duplicate"].get<int>(), l["duplicates_received"].get<int>());
+  EXPECT_EQ(report["steps"].get<int>(), steps);
+  return report;
+}
+
+// Chaos: 3 workers; every ~2.5 s a random live worker is SIGKILLed (and replaced by the
+// launcher); one worker is added (SIGUSR1) and one removed gracefully (SIGUSR2). The run reaches
+// its step count, and its ledger balances per trajectory id.
+TEST(PpoE2eTest, ChaosRunWithKilledAddedAndRemovedWorkersKeepsAnExactLedger) {
+  const std::string dir = TempDir("chaos");
+  const int steps = 50;
   nlohmann::json config = Sections(dir, steps);
   config["run_dir"] = dir + "/run";
-  config["rollout_workers"] = 2;
+  config["rollout_workers"] = 3;
   const std::string log = dir + "/launcher.log";
-  // SIGUSR1 after step 2; when rollout-2 is up, SIGKILL rollout-0; when its replacement
-  // (rollout-3) is up, SIGUSR2, which stops the newest worker (rollout-3).
-  enum { kAdd, kKill, kRemove, kDone } phase = kAdd;
+  std::mt19937 rng(2026);
+  std::vector<std::string> live = {"rollout-0", "rollout-1", "rollout-2"};
+  auto forget = [&](const std::string& name) {
+    live.erase(std::remove(live.begin(), live.end(), name), live.end());
+  };
+  // The worker name after `marker` in `line` ("rollout-N").
+  auto name_after = [](const std::string& line, const std::string& marker) {
+    const size_t at = line.find(marker);
+    if (at == std::string::npos) return std::string();
+    const size_t begin = at + marker.size();
+    return line.substr(begin, line.find_first_of(" ;)", begin) - begin);
+  };
+  int kills = 0;
+  bool added = false, removed = false;
+  int step = 0;
+  absl::Time last_kill = absl::Now();
   auto [code, output] = RunLocal(dir, config, [&](const std::string& line, auto& launcher) {
-    if (phase == kAdd && line.rfind("step 2/", 0) == 0) {
+    if (auto n = name_after(line, "rlhf local: added "); !n.empty()) live.push_back(n);
+    if (auto n = name_after(line, "replaced by "); !n.empty()) live.push_back(n);
+    if (auto n = name_after(line, "rlhf local: removed "); !n.empty()) {
+      forget(n);
+      removed = true;
+    }
+    if (line.rfind("step ", 0) == 0) step = std::stoi(line.substr(5));
+    if (step < 3 || step > steps - 8) return;
+    if (!added) {
       launcher.Signal(SIGUSR1);
-      phase = kKill;
-    } else if (phase == kKill && line.find("added rollout-2 (3 workers)") != std::string::npos) {
-      const int pid = ChildPid(log, "rollout-0");
-      ASSERT_GT(pid, 0) << launch::TailOfFile(log, 40);
-      ASSERT_EQ(kill(pid, SIGKILL), 0);
-      phase = kRemove;
-    } else if (phase == kRemove && line.find("rollout-0 exited with 137; replaced by rollout-3") !=
-                                       std::string::npos) {
+      added = true;
+    } else if (kills == 2 && !removed) {
       launcher.Signal(SIGUSR2);
-      phase = kDone;
+      removed = true;  // a second SIGUSR2 would remove another one
+    } else if (absl::Now() - last_kill > absl::Milliseconds(2500) && !live.empty()) {
+      const std::string victim = live[rng() % live.size()];
+      const int pid = ChildPid(log, victim);
+      if (pid > 0 && kill(pid, SIGKILL) == 0) {
+        forget(victim);
+        ++kills;
+        last_kill = absl::Now();
+      }
     }
   });
   ASSERT_EQ(code, 0) << output;
-  EXPECT_EQ(phase, kDone) << output;
-  EXPECT_NE(output.find("removed rollout-3 (exit 0; 2 workers)"), std::string::npos) << output;
+  EXPECT_GE(kills, 3) << output;
+  EXPECT_NE(output.find("added rollout-3 (4 workers)"), std::string::npos) << output;
+  EXPECT_NE(output.find("(exit 0; "), std::string::npos) << "graceful removal\n" << output;
   EXPECT_NE(output.find(absl::StrCat("step ", steps, "/", steps)), std::string::npos) << output;
-  // Every trajectory the learner accepted is accounted for, and exactly `steps` batches were
-  // trained on, with a worker killed mid-run and one added and one removed.
+  EXPECT_NE(output.find("balanced"), std::string::npos) << output;
   ExpectLedgerBalances(ReadEvents(dir + "/run/steps.jsonl", "done").at(0)["ledger"], steps * 16);
-  // The targets file lists the processes still running at the end: 3 services + 2 workers.
-  std::ifstream targets(dir + "/run/prometheus_targets.json");
-  EXPECT_EQ(nlohmann::json::parse(targets).size(), 5u);
+  const nlohmann::json report = ExpectReportBalances(dir + "/run", steps);
+  // Killed workers took unpushed trajectories with them, and their unacked ones were resent.
+  EXPECT_GE(report["workers_started"].get<int>(), 4 + kills) << output;
+}
+
+// Two learner ranks (data-parallel over Gloo on loopback) under `rlhf local`: rank 0 serves the
+// workers and broadcasts each batch, rank 1 trains its half of it, both stop together.
+TEST(PpoE2eTest, LocalRunWithTwoLearnerRanks) {
+  const std::string dir = TempDir("ranks");
+  const int steps = 12;
+  nlohmann::json config = Sections(dir, steps);
+  config["run_dir"] = dir + "/run";
+  config["rollout_workers"] = 2;
+  config["learner_ranks"] = 2;
+  auto [code, output] = RunLocal(dir, config);
+  ASSERT_EQ(code, 0) << output;
+  EXPECT_NE(output.find("2 learner rank(s)"), std::string::npos) << output;
+  EXPECT_NE(output.find(absl::StrCat("step ", steps, "/", steps)), std::string::npos) << output;
+  ExpectReportBalances(dir + "/run", steps);
+  const std::string rank1 = launch::TailOfFile(dir + "/run/learner-rank-1.log", 400);
+  EXPECT_NE(rank1.find("joined (gloo)"), std::string::npos) << rank1;
+  EXPECT_NE(rank1.find(absl::StrCat("stopped by rank 0 at step ", steps)), std::string::npos)
+      << rank1;
+  // Each step's collectives ran: rank 0 reports time in them.
+  auto events = ReadEvents(dir + "/run/steps.jsonl", "step");
+  ASSERT_EQ(events.size(), static_cast<size_t>(steps));
 }
 
 // Sums the samples of metric `name` in a Prometheus text exposition.
@@ -280,9 +356,8 @@ TEST(PpoE2eTest, AKilledWorkerIsReplacedAndTheLedgersBalance) {
   // Long enough (~15 s) for the replacement worker to start and contribute.
   const int steps = 30;
   nlohmann::json sections = Sections(dir, steps);
-  auto start = [&](const std::string& name, const std::string& binary,
-                   const nlohmann::json& config, const std::string& service,
-                   std::vector<std::string> overrides = {}) {
+  auto start = [&](const std::string& name, const std::string& binary, const nlohmann::json& config,
+                   const std::string& service, std::vector<std::string> overrides = {}) {
     const std::string config_path = absl::StrCat(dir, "/", name, ".json");
     std::ofstream(config_path) << config.dump();
     launch::ServiceProcessOptions o;
@@ -297,18 +372,17 @@ TEST(PpoE2eTest, AKilledWorkerIsReplacedAndTheLedgersBalance) {
     return p.ok() ? std::move(*p) : nullptr;
   };
   auto reward = start("reward", RLHF_REWARD_BIN, sections["reward"], "rlhf.v1.Reward");
-  auto reference = start("reference", RLHF_REFERENCE_BIN, sections["reference"],
-                         "rlhf.v1.Reference");
+  auto reference =
+      start("reference", RLHF_REFERENCE_BIN, sections["reference"], "rlhf.v1.Reference");
   nlohmann::json learner_config = sections["learner"];
   learner_config["server"] = {{"shutdown_grace_seconds", 1}};
   auto learner = start("learner", RLHF_LEARNER_BIN, learner_config, "rlhf.v1.Learner");
   ASSERT_TRUE(reward && reference && learner);
   auto worker = [&](int i) {
-    return start(absl::StrCat("rollout-", i), RLHF_ROLLOUT_BIN, sections["rollout"],
-                 "rlhf.v1.Rollout",
-                 {"worker.learner=" + learner->address(), "worker.reward=" + reward->address(),
-                  "worker.reference=" + reference->address(),
-                  absl::StrCat("worker.worker_id=worker-", i)});
+    return start(
+        absl::StrCat("rollout-", i), RLHF_ROLLOUT_BIN, sections["rollout"], "rlhf.v1.Rollout",
+        {"worker.learner=" + learner->address(), "worker.reward=" + reward->address(),
+         "worker.reference=" + reference->address(), absl::StrCat("worker.worker_id=worker-", i)});
   };
   auto w0 = worker(0);
   auto w1 = worker(1);

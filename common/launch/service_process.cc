@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/grpc/server.h"
+#include "common/status/status_macros.h"
 
 namespace rlhf::launch {
 
@@ -24,6 +25,13 @@ std::string TailOfFile(const std::string& path, int max_lines) {
 
 absl::StatusOr<std::unique_ptr<ServiceProcess>> ServiceProcess::Start(
     const ServiceProcessOptions& options) {
+  RLHF_ASSIGN_OR_RETURN(std::unique_ptr<ServiceProcess> p, Launch(options));
+  RLHF_RETURN_IF_ERROR(p->AwaitServing());
+  return p;
+}
+
+absl::StatusOr<std::unique_ptr<ServiceProcess>> ServiceProcess::Launch(
+    const ServiceProcessOptions& options) {
   std::vector<std::string> argv = {options.binary, "--config", options.config_path, "--port-file",
                                    "/dev/stdout"};
   for (const std::string& o : options.overrides) {
@@ -32,21 +40,25 @@ absl::StatusOr<std::unique_ptr<ServiceProcess>> ServiceProcess::Start(
   }
   process::SubprocessOptions sub;
   sub.stderr_path = options.log_path;
+  sub.env = options.env;
   auto child = process::Subprocess::Start(argv, sub);
   if (!child.ok()) {
     return absl::Status(child.status().code(),
                         absl::StrCat(options.name, ": ", child.status().message()));
   }
-  std::unique_ptr<ServiceProcess> p(new ServiceProcess(options, std::move(*child)));
-  if (absl::Status s = p->AwaitServing(); !s.ok()) {
-    return absl::Status(s.code(), absl::StrCat(options.name, " did not start: ", s.message(),
-                                               "\n--- last lines of ", options.log_path, ":\n",
-                                               TailOfFile(options.log_path)));
-  }
-  return p;
+  return std::unique_ptr<ServiceProcess>(new ServiceProcess(options, std::move(*child)));
 }
 
 absl::Status ServiceProcess::AwaitServing() {
+  if (absl::Status s = AwaitPortsAndHealth(); !s.ok()) {
+    return absl::Status(s.code(), absl::StrCat(options_.name, " did not start: ", s.message(),
+                                               "\n--- last lines of ", options_.log_path, ":\n",
+                                               TailOfFile(options_.log_path)));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ServiceProcess::AwaitPortsAndHealth() {
   const absl::Time deadline = absl::Now() + options_.start_timeout;
   for (int* port : {&port_, &metrics_port_}) {
     auto line = process_->ReadLine(deadline - absl::Now());

@@ -8,11 +8,11 @@
 #ifndef RLHF_COMMON_LAUNCH_SERVICE_PROCESS_H_
 #define RLHF_COMMON_LAUNCH_SERVICE_PROCESS_H_
 
+#include <grpcpp/grpcpp.h>
+
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -34,6 +34,8 @@ struct ServiceProcessOptions {
   std::string health_service;
   /// How long the start (ports + SERVING) may take.
   absl::Duration start_timeout = absl::Seconds(120);
+  /// Extra environment variables of the child (e.g. a learner rank's RANK, WORLD_SIZE, ...).
+  std::vector<std::pair<std::string, std::string>> env;
 };
 
 class ServiceProcess {
@@ -42,6 +44,13 @@ class ServiceProcess {
   // timeout, with the tail of its log in the message.
   static absl::StatusOr<std::unique_ptr<ServiceProcess>> Start(
       const ServiceProcessOptions& options);
+  // Starts the child without waiting: for processes that only serve once their peers have
+  // started too (the ranks of a learner join their group first). Then AwaitServing().
+  static absl::StatusOr<std::unique_ptr<ServiceProcess>> Launch(
+      const ServiceProcessOptions& options);
+  // Waits until a Launch()ed child serves (its ports read, its health SERVING). Errors as
+  // Start's. REQUIRES: called once.
+  absl::Status AwaitServing();
   ~ServiceProcess();  // SIGKILLs a child still running (Subprocess).
   ServiceProcess(const ServiceProcess&) = delete;
   ServiceProcess& operator=(const ServiceProcess&) = delete;
@@ -67,7 +76,7 @@ class ServiceProcess {
  private:
   ServiceProcess(ServiceProcessOptions options, std::unique_ptr<process::Subprocess> process)
       : options_(std::move(options)), process_(std::move(process)) {}
-  absl::Status AwaitServing();
+  absl::Status AwaitPortsAndHealth();
 
   const ServiceProcessOptions options_;
   const std::unique_ptr<process::Subprocess> process_;

@@ -8,6 +8,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -18,6 +19,8 @@ namespace rlhf::process {
 struct SubprocessOptions {
   /// Where the child's stderr goes (appended); empty = inherit ours.
   std::string stderr_path;
+  /// Variables added to (or replacing those of) our environment in the child: NAME -> value.
+  std::vector<std::pair<std::string, std::string>> env;
 };
 
 class Subprocess {

@@ -12,6 +12,7 @@
 #include "common/status/status_macros.h"
 #include "common/tokenizer/tokenizer.h"
 #include "glog/logging.h"
+#include "services/learner/learner_ranks.h"
 
 namespace rlhf::learner {
 namespace {
@@ -80,14 +81,6 @@ int64_t MaxPromptsInFlight(const rlhf::v1::LearnerConfig& c) {
   return static_cast<int64_t>(c.ppo().batch_size()) * (c.max_policy_lag() + 1);
 }
 
-// The trainer's options: the PPO section, with the decoupled correction only where trajectories
-// can be stale (max_policy_lag > 0); with lag 0 PPO is exactly synchronous.
-PpoTrainerOptions TrainerOptions(const rlhf::v1::LearnerConfig& c) {
-  PpoTrainerOptions o = PpoTrainerOptionsFromConfig(c.ppo(), c.sampling());
-  o.decoupled = o.decoupled && c.max_policy_lag() > 0;
-  return o;
-}
-
 }  // namespace
 
 absl::Status ValidateLearnerConfig(const rlhf::v1::LearnerConfig& c) {
@@ -111,11 +104,16 @@ absl::Status ValidateLearnerConfig(const rlhf::v1::LearnerConfig& c) {
   if (!(c.sampling().top_p() > 0 && c.sampling().top_p() <= 1)) {
     return bad("sampling.top_p must be in (0, 1]");
   }
-  return Validate(TrainerOptions(c));
+  if (!(c.dist_timeout_seconds() > 0)) return bad("dist_timeout_seconds must be > 0");
+  return Validate(LearnerTrainerOptions(c, nullptr));
 }
 
 absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(const rlhf::v1::LearnerConfig& config,
-                                                         prometheus::Registry& registry) {
+                                                         prometheus::Registry& registry,
+                                                         dist::ProcessGroup* group) {
+  if (group != nullptr && !group->is_main()) {
+    return absl::InvalidArgumentError("the learner is rank 0; other ranks are LearnerFollowers");
+  }
   RLHF_RETURN_IF_ERROR(ValidateLearnerConfig(config));
   for (const auto& [name, value] : {std::pair<const char*, std::string>{"policy", config.policy()},
                                     {"tokenizer", config.tokenizer()},
@@ -139,7 +137,7 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(const rlhf::v1::Learner
   }
   RLHF_ASSIGN_OR_RETURN(auto prompts, LoadPrompts(config.prompts(), *tok));
   RLHF_ASSIGN_OR_RETURN(auto trainer,
-                        PpoTrainer::Create(policy, critic, TrainerOptions(config)));
+                        PpoTrainer::Create(policy, critic, LearnerTrainerOptions(config, group)));
   return Create(config, std::move(trainer), std::move(prompts), registry);
 }
 
@@ -167,20 +165,37 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(const rlhf::v1::Learner
   queue_options.vocab_size = model_config.vocab_size;
   queue_options.max_seq_len = model_config.max_seq_len;
   queue_options.max_policy_lag = config.max_policy_lag();
+  std::unique_ptr<TrajectoryJournal> journal;
+  if (!config.checkpoint_dir().empty()) {
+    std::error_code ec;
+    fs::create_directories(config.checkpoint_dir(), ec);
+    if (ec) {
+      return absl::InternalError(
+          absl::StrCat("cannot create ", config.checkpoint_dir(), ": ", ec.message()));
+    }
+    RLHF_ASSIGN_OR_RETURN(journal, TrajectoryJournal::Open(JournalPath(config.checkpoint_dir())));
+    queue_options.journal = journal.get();
+  }
   RLHF_ASSIGN_OR_RETURN(auto queue, TrajectoryQueue::Create(queue_options));
-  std::unique_ptr<Learner> learner(
-      new Learner(config, std::move(trainer), std::move(pool), std::move(queue), registry));
+  std::unique_ptr<Learner> learner(new Learner(config, std::move(trainer), std::move(pool),
+                                               std::move(journal), std::move(queue), registry));
   RLHF_RETURN_IF_ERROR(learner->Resume());
   return learner;
 }
 
 Learner::Learner(const rlhf::v1::LearnerConfig& config, std::unique_ptr<PpoTrainer> trainer,
-                 std::unique_ptr<PromptPool> pool, std::unique_ptr<TrajectoryQueue> queue,
-                 prometheus::Registry& registry)
+                 std::unique_ptr<PromptPool> pool, std::unique_ptr<TrajectoryJournal> journal,
+                 std::unique_ptr<TrajectoryQueue> queue, prometheus::Registry& registry)
     : config_(config),
       trainer_(std::move(trainer)),
       pool_(std::move(pool)),
+      journal_(std::move(journal)),
       queue_(std::move(queue)),
+      group_(trainer_->options().process_group != nullptr &&
+                     trainer_->options().process_group->world_size() > 1
+                 ? trainer_->options().process_group
+                 : nullptr),
+      rank_keepalive_(absl::Seconds(std::min(5.0, config.dist_timeout_seconds() / 4))),
       weights_(std::make_unique<WeightStore>(config.keep_versions(), config.weight_chunk_bytes())),
       metrics_(std::make_unique<LearnerMetrics>(registry)),
       service_(std::make_unique<LearnerService>(
@@ -190,12 +205,21 @@ Learner::Learner(const rlhf::v1::LearnerConfig& config, std::unique_ptr<PpoTrain
 Learner::~Learner() { Stop(); }
 
 absl::Status Learner::Resume() {
-  if (config_.checkpoint_dir().empty()) return absl::OkStatus();
-  const std::string latest_path = config_.checkpoint_dir() + "/latest";
-  if (!fs::exists(latest_path)) return absl::OkStatus();
-  RLHF_ASSIGN_OR_RETURN(std::string name, ReadSmallFile(latest_path));
-  const std::string dir =
-      absl::StrCat(config_.checkpoint_dir(), "/", absl::StripAsciiWhitespace(name));
+  std::string dir;  // the checkpoint to resume from; "" = a fresh run
+  if (!config_.checkpoint_dir().empty()) {
+    const std::string latest_path = config_.checkpoint_dir() + "/latest";
+    if (fs::exists(latest_path)) {
+      RLHF_ASSIGN_OR_RETURN(std::string name, ReadSmallFile(latest_path));
+      dir = absl::StrCat(config_.checkpoint_dir(), "/", absl::StripAsciiWhitespace(name));
+    }
+  }
+  if (sharded()) {  // every rank restores the same directory, or none does
+    rlhf::v1::LearnerRankMessage restore;
+    restore.set_kind(rlhf::v1::LearnerRankMessage::RESTORE);
+    if (!dir.empty()) restore.set_checkpoint(fs::absolute(dir).string());
+    RLHF_RETURN_IF_ERROR(SendToRanks(*group_, restore));
+  }
+  if (dir.empty()) return RestoreQueue();
   RLHF_RETURN_IF_ERROR(trainer_->Restore(dir));
   RLHF_ASSIGN_OR_RETURN(std::string text, ReadSmallFile(dir + "/learner.json"));
   nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
@@ -205,7 +229,48 @@ absl::Status Learner::Resume() {
   }
   RLHF_RETURN_IF_ERROR(pool_->Restore(j["pool_position"].get<int64_t>()));
   LOG(INFO) << "resumed from " << dir << " at step " << trainer_->step();
+  return RestoreQueue();
+}
+
+absl::Status Learner::RestoreQueue() {
+  if (journal_ == nullptr) return absl::OkStatus();
+  // Steps after the checkpoint are lost: what they consumed is queued again.
+  RLHF_RETURN_IF_ERROR(journal_->Resumed(trainer_->step()));
+  std::vector<rlhf::v1::Trajectory> queued;
+  RLHF_ASSIGN_OR_RETURN(JournalState state, ReadJournal(journal_->path(), &queued));
+  if (state.ids.empty()) return absl::OkStatus();
+  using Fate = JournalState::Fate;
+  TrajectoryLedger l;
+  std::vector<std::string> seen;
+  seen.reserve(state.ids.size());
+  for (const auto& [id, e] : state.ids) {
+    seen.push_back(id);
+    if (e.accepted_order >= 0) ++l.accepted;
+  }
+  l.duplicate = state.duplicates;
+  l.invalid = state.Count(Fate::kInvalid);
+  l.stale_on_arrival = state.Count(Fate::kStaleOnArrival);
+  l.stale_at_pop = state.Count(Fate::kStaleAtPop);
+  l.cancelled = state.Count(Fate::kCancelled);
+  l.consumed = state.Count(Fate::kConsumed);
+  l.received = l.accepted + l.duplicate + l.invalid + l.stale_on_arrival + l.cancelled;
+  LOG(INFO) << "journal " << journal_->path() << ": " << state.ids.size() << " trajectories seen, "
+            << l.consumed << " consumed by step " << trainer_->step() << ", " << queued.size()
+            << " accepted ones queued again";
+  queue_->Restore(std::move(queued), seen, l);
   return absl::OkStatus();
+}
+
+absl::Status Learner::TellRanks(rlhf::v1::LearnerRankMessage::Kind kind,
+                                const std::vector<rlhf::v1::Trajectory>* batch) {
+  if (!sharded()) return absl::OkStatus();
+  rlhf::v1::LearnerRankMessage m;
+  m.set_kind(kind);
+  if (batch != nullptr) {
+    for (const auto& t : *batch) *m.add_batch() = t;
+  }
+  last_told_ranks_ = absl::Now();
+  return SendToRanks(*group_, m);
 }
 
 void Learner::Start(EventCallback on_event, std::function<void()> on_exit) {
@@ -292,6 +357,9 @@ absl::Status Learner::Loop(const EventCallback& on_event) {
       service_->ServeWaitingLeases();  // keeps the waiting leases' deadlines
       metrics_->SyncLedger(queue_->Ledger());
       metrics_->SyncPrompts(pool_->Stats());
+      if (sharded() && absl::Now() - last_told_ranks_ >= rank_keepalive_) {
+        RLHF_RETURN_IF_ERROR(TellRanks(rlhf::v1::LearnerRankMessage::WAIT));
+      }
     }
     if (stop_requested()) {
       if (!batch.empty()) {
@@ -299,6 +367,7 @@ absl::Status Learner::Loop(const EventCallback& on_event) {
                      << "are not trained on";
       }
       if (!config_.checkpoint_dir().empty()) RLHF_RETURN_IF_ERROR(WriteCheckpoint());
+      RLHF_RETURN_IF_ERROR(TellRanks(rlhf::v1::LearnerRankMessage::STOP));
       on_event({{"event", "stopped"},
                 {"step", trainer_->step()},
                 {"discarded", batch.size()},
@@ -310,6 +379,8 @@ absl::Status Learner::Loop(const EventCallback& on_event) {
     std::vector<int64_t> lags;
     lags.reserve(batch.size());
     for (const auto& t : batch) lags.push_back(trainer_->step() - t.policy_version());
+    if (journal_ != nullptr) RLHF_RETURN_IF_ERROR(journal_->Consumed(trainer_->step() + 1, batch));
+    RLHF_RETURN_IF_ERROR(TellRanks(rlhf::v1::LearnerRankMessage::STEP, &batch));
     RLHF_ASSIGN_OR_RETURN(PpoStepStats stats, trainer_->Step(batch));
     const absl::Time publish_start = absl::Now();
     RLHF_RETURN_IF_ERROR(PublishPolicy());
@@ -329,6 +400,7 @@ absl::Status Learner::Loop(const EventCallback& on_event) {
   pool_->Close();
   service_->Close();
   if (!config_.checkpoint_dir().empty()) RLHF_RETURN_IF_ERROR(WriteCheckpoint());
+  RLHF_RETURN_IF_ERROR(TellRanks(rlhf::v1::LearnerRankMessage::STOP));
   {
     absl::MutexLock lock(&mu_);
     finished_ = true;

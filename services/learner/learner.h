@@ -10,6 +10,10 @@
 //                                         learner.json}
 //     written under a temporary name and renamed, then <checkpoint_dir>/latest (its name)
 //     replaced atomically. learner.json holds the prompt-pool cursor and the ledger.
+//     Every verdict on a trajectory, and every batch trained on, is also appended to
+//     <checkpoint_dir>/trajectories.journal (see JournalPath in trajectory_journal.h): on start the
+//     learner queues again every accepted trajectory that no step up to its checkpoint consumed, so
+//     a learner that dies loses the steps since its last checkpoint and no trajectory.
 //  5. After total_steps: close the pool (workers get empty leases), checkpoint, report "done",
 //     close the queue (push streams end with UNAVAILABLE).
 //
@@ -17,24 +21,27 @@
 #ifndef RLHF_SERVICES_LEARNER_LEARNER_H_
 #define RLHF_SERVICES_LEARNER_LEARNER_H_
 
+#include <prometheus/registry.h>
+
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <nlohmann/json.hpp>
-#include <prometheus/registry.h>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "common/dist/process_group.h"
 #include "rlhf/v1/config.pb.h"
+#include "rlhf/v1/trajectory.pb.h"
 #include "services/learner/learner_metrics.h"
 #include "services/learner/learner_service.h"
 #include "services/learner/ppo_trainer.h"
 #include "services/learner/prompt_pool.h"
+#include "services/learner/trajectory_journal.h"
 #include "services/learner/trajectory_queue.h"
 #include "services/learner/weight_store.h"
 
@@ -52,10 +59,15 @@ class Learner {
 
   // Loads the policy (and critic, or CriticFromPolicy), the tokenizer and the prompts named in
   // `config`, then resumes from <checkpoint_dir>/latest when it exists.
+  // With a `group` of several ranks this is rank 0, and every other rank runs a
+  // LearnerFollower (learner_ranks.h) at the same time: the trainers are created together and
+  // every step is broadcast to them.
   static absl::StatusOr<std::unique_ptr<Learner>> Create(const rlhf::v1::LearnerConfig& config,
-                                                         prometheus::Registry& registry);
+                                                         prometheus::Registry& registry,
+                                                         dist::ProcessGroup* group = nullptr);
   // Same with the trainer and the tokenized prompts given (tests, benches); config's model,
-  // critic, tokenizer and prompts fields are ignored.
+  // critic, tokenizer and prompts fields are ignored. The trainer's group (if any) is the
+  // learner's.
   static absl::StatusOr<std::unique_ptr<Learner>> Create(const rlhf::v1::LearnerConfig& config,
                                                          std::unique_ptr<PpoTrainer> trainer,
                                                          std::vector<rlhf::v1::Prompt> prompts,
@@ -85,9 +97,16 @@ class Learner {
 
  private:
   Learner(const rlhf::v1::LearnerConfig& config, std::unique_ptr<PpoTrainer> trainer,
-          std::unique_ptr<PromptPool> pool, std::unique_ptr<TrajectoryQueue> queue,
-          prometheus::Registry& registry);
+          std::unique_ptr<PromptPool> pool, std::unique_ptr<TrajectoryJournal> journal,
+          std::unique_ptr<TrajectoryQueue> queue, prometheus::Registry& registry);
   absl::Status Resume();
+  // Queues again what the journal says was accepted and not consumed up to the restored step.
+  absl::Status RestoreQueue();
+  // Whether there are other learner ranks to tell what to do.
+  bool sharded() const { return group_ != nullptr; }
+  // Broadcasts a LearnerRankMessage of `kind` (with `batch`) to the other ranks; no-op alone.
+  absl::Status TellRanks(rlhf::v1::LearnerRankMessage::Kind kind,
+                         const std::vector<rlhf::v1::Trajectory>* batch = nullptr);
   // Publishes the trainer's policy as version = steps done.
   absl::Status PublishPolicy();
   absl::Status Loop(const EventCallback& on_event);
@@ -98,11 +117,15 @@ class Learner {
   const rlhf::v1::LearnerConfig config_;
   const std::unique_ptr<PpoTrainer> trainer_;
   const std::unique_ptr<PromptPool> pool_;
+  const std::unique_ptr<TrajectoryJournal> journal_;  // null without checkpoint_dir
   const std::unique_ptr<TrajectoryQueue> queue_;
+  dist::ProcessGroup* const group_;      // null unless there are other learner ranks
+  const absl::Duration rank_keepalive_;  // WAIT at least this often while gathering a batch
   const std::unique_ptr<WeightStore> weights_;
   const std::unique_ptr<LearnerMetrics> metrics_;
   const std::unique_ptr<LearnerService> service_;
 
+  absl::Time last_told_ranks_;  // loop thread only
   std::thread thread_;
   mutable absl::Mutex mu_;
   bool stop_requested_ ABSL_GUARDED_BY(mu_) = false;

@@ -279,6 +279,11 @@ TEST(LearnerServiceTest, AFullQueueStopsReadingUntilTheTrainerMakesRoom) {
     ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(&four), absl::Seconds(30)));
   }
   EXPECT_EQ(f.learner().ledger().accepted, 4);
+  // The 5th is read (and parked) after the 4th ack went out: wait for it.
+  for (absl::Time until = absl::Now() + absl::Seconds(10);
+       f.learner().ledger().parked < 1 && absl::Now() < until;) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
   EXPECT_EQ(f.learner().ledger().parked, 1);
   {
     absl::MutexLock lock(&mu);

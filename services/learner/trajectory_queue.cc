@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status/status_macros.h"
+#include "glog/logging.h"
 
 namespace rlhf::learner {
 namespace {
@@ -56,6 +57,12 @@ Ack MakeAck(const std::string& id, Ack::Outcome outcome, std::string message = "
   ack.set_outcome(outcome);
   ack.set_message(std::move(message));
   return ack;
+}
+
+// A journal failure as the Offer's error: the trajectory is refused, and its producer resends it.
+absl::Status Unavailable(const absl::Status& journaled) {
+  if (journaled.ok()) return journaled;
+  return absl::UnavailableError(absl::StrCat("the learner cannot journal: ", journaled.message()));
 }
 
 }  // namespace
@@ -117,7 +124,10 @@ absl::StatusOr<TrajectoryQueue::OfferResult> TrajectoryQueue::Offer(Trajectory t
     return absl::FailedPreconditionError("this producer already has a parked trajectory");
   }
   const std::string& id = t.id();
+  TrajectoryJournal* const journal = options_.journal;
   if (!id.empty() && seen_ids_.count(id) > 0) {
+    if (journal != nullptr)
+      RLHF_RETURN_IF_ERROR(Unavailable(journal->Judged(TrajectoryJournal::kDuplicate, id)));
     ++ledger_.received;
     ++ledger_.duplicate;
     result.ack = MakeAck(id, Ack::DUPLICATE, "already received");
@@ -127,6 +137,13 @@ absl::StatusOr<TrajectoryQueue::OfferResult> TrajectoryQueue::Offer(Trajectory t
   if (valid.ok() && !stale && !room && waiter == nullptr) {
     return absl::ResourceExhaustedError(absl::StrCat("trajectory queue full (", options_.capacity,
                                                      " waiting) and no waiter to park with"));
+  }
+  if (journal != nullptr && !id.empty()) {
+    absl::Status journaled = !valid.ok() ? journal->Judged(TrajectoryJournal::kInvalid, id)
+                             : stale     ? journal->Judged(TrajectoryJournal::kStaleOnArrival, id)
+                             : room      ? journal->Accepted(t)
+                                         : absl::OkStatus();  // parked: journaled when admitted
+    RLHF_RETURN_IF_ERROR(Unavailable(journaled));
   }
   ++ledger_.received;
   if (!id.empty()) seen_ids_.insert(id);
@@ -167,6 +184,7 @@ void TrajectoryQueue::Cancel(Waiter* waiter) {
   for (auto it = parked_.begin(); it != parked_.end();) {
     if (it->waiter == waiter) {
       ++ledger_.cancelled;
+      Journal(TrajectoryJournal::kCancelled, it->trajectory.id());
       it = parked_.erase(it);
     } else {
       ++it;
@@ -201,6 +219,7 @@ std::vector<Trajectory> TrajectoryQueue::PopBatch(int n, int64_t current_version
       AdmitParked();
       if (IsStale(t, current_version)) {
         ++ledger_.stale_at_pop;
+        Journal(TrajectoryJournal::kStaleAtPop, t.id());
       } else {
         ++ledger_.consumed;
         ++taken_;
@@ -216,6 +235,12 @@ void TrajectoryQueue::AdmitParked() {
   while (!parked_.empty() && queue_.size() < static_cast<size_t>(options_.capacity)) {
     Parked p = std::move(parked_.front());
     parked_.pop_front();
+    if (options_.journal != nullptr) {
+      // The producer is waiting for this ack; a journal that fails now is logged (the acceptance
+      // would then be lost with a learner crash, like an unjournaled one).
+      absl::Status s = options_.journal->Accepted(p.trajectory);
+      if (!s.ok()) LOG(ERROR) << "journal: " << s;
+    }
     ++ledger_.accepted;
     notes_.push_back(Note{p.waiter, MakeAck(p.trajectory.id(), Ack::ACCEPTED)});
     queue_.push_back(std::move(p.trajectory));
@@ -242,6 +267,22 @@ void TrajectoryQueue::DeliverNotes() {
   delivering_ = false;
   delivering_thread_ = std::thread::id();
   mu_.Unlock();
+}
+
+void TrajectoryQueue::Journal(TrajectoryJournal::Kind kind, const std::string& id) {
+  if (options_.journal == nullptr || id.empty()) return;
+  absl::Status s = options_.journal->Judged(kind, id);
+  if (!s.ok()) LOG(ERROR) << "journal: " << s;
+}
+
+void TrajectoryQueue::Restore(std::vector<Trajectory> queued, const std::vector<std::string>& seen,
+                              const TrajectoryLedger& ledger) {
+  absl::MutexLock lock(&mu_);
+  for (auto& t : queued) queue_.push_back(std::move(t));
+  seen_ids_.insert(seen.begin(), seen.end());
+  ledger_ = ledger;
+  ledger_.queued = 0;
+  ledger_.parked = 0;
 }
 
 void TrajectoryQueue::Close() {

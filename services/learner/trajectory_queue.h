@@ -25,6 +25,10 @@
 //     accepted == consumed + stale_at_pop + queued
 // (`accepted` includes parked trajectories admitted later.)
 //
+// Journal (optional): with options.journal, each verdict above is also appended to it, so that a
+// learner that dies can queue again what it had accepted and not trained on. An acceptance that
+// cannot be journaled is refused (UNAVAILABLE, nothing counted: the producer resends).
+//
 // Memory: every id ever offered is kept in a hash set for deduplication, about
 // id length + 40 bytes each (~64 MB for a million trajectories with 20-byte ids).
 //
@@ -47,6 +51,7 @@
 #include "absl/time/time.h"
 #include "rlhf/v1/services.pb.h"
 #include "rlhf/v1/trajectory.pb.h"
+#include "services/learner/trajectory_journal.h"
 
 namespace rlhf::learner {
 
@@ -66,6 +71,9 @@ struct TrajectoryQueueOptions {
   int64_t max_seq_len = 0;
   /// A trajectory of version v is kept at version u only if u - v <= max_policy_lag.
   int64_t max_policy_lag = 1;
+  /// When set (not owned; outlives the queue), every verdict is recorded in it under the
+  /// queue's lock, an acceptance before its ack can be sent (see trajectory_journal.h).
+  TrajectoryJournal* journal = nullptr;
 };
 
 absl::Status Validate(const TrajectoryQueueOptions& options);
@@ -128,6 +136,12 @@ class TrajectoryQueue {
   std::vector<rlhf::v1::Trajectory> PopBatch(int n, int64_t current_version, absl::Duration timeout)
       ABSL_LOCKS_EXCLUDED(mu_);
 
+  // A resumed learner's queue, from its journal: `queued` in order (even beyond capacity),
+  // every id of `seen` remembered, and `ledger` (queued and parked ignored) as the starting
+  // counts. REQUIRES: before any Offer.
+  void Restore(std::vector<rlhf::v1::Trajectory> queued, const std::vector<std::string>& seen,
+               const TrajectoryLedger& ledger) ABSL_LOCKS_EXCLUDED(mu_);
+
   // Wakes PopBatch and refuses later Offers (protocol step 5). Idempotent.
   void Close() ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -157,6 +171,9 @@ class TrajectoryQueue {
   explicit TrajectoryQueue(const TrajectoryQueueOptions& options);
 
   bool IsStale(const rlhf::v1::Trajectory& t, int64_t current_version) const;
+  // Records a dropped trajectory's verdict in the journal, if any (errors are logged).
+  void Journal(TrajectoryJournal::Kind kind, const std::string& id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Moves parked trajectories into free room, queueing their notes.
   void AdmitParked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Calls the waiters of queued notes unless another thread is already doing so. Takes and
@@ -178,7 +195,7 @@ class TrajectoryQueue {
   std::thread::id delivering_thread_ ABSL_GUARDED_BY(mu_);
   Waiter* calling_ ABSL_GUARDED_BY(mu_) = nullptr;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
-  int64_t taken_ ABSL_GUARDED_BY(mu_) = 0;  // popped since the last ReleaseTaken()
+  int64_t taken_ ABSL_GUARDED_BY(mu_) = 0;        // popped since the last ReleaseTaken()
   TrajectoryLedger ledger_ ABSL_GUARDED_BY(mu_);  // queued/parked filled by Ledger()
 };
 

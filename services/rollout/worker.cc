@@ -1,6 +1,11 @@
 #include "services/rollout/worker.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <set>
 #include <thread>
 #include <utility>
@@ -35,7 +40,8 @@ bool WorthLogging(int attempt) { return (attempt & (attempt - 1)) == 0; }
 class Worker final : public RolloutWorker {
  public:
   Worker(const WorkerOptions& options, std::shared_ptr<PolicyHolder> policy,
-         std::unique_ptr<tokenizer::Tokenizer> tokenizer, prometheus::Registry& registry)
+         std::unique_ptr<tokenizer::Tokenizer> tokenizer, prometheus::Registry& registry,
+         int generated_log)
       : options_(options),
         policy_(std::move(policy)),
         tokenizer_(std::move(tokenizer)),
@@ -49,9 +55,13 @@ class Worker final : public RolloutWorker {
             grpc_util::CreateChannel(options.reference_address, options.max_message_bytes))),
         pusher_(PusherOptions{options.max_unacked, options.initial_backoff, options.max_backoff},
                 learner_channel_, &metrics_),
+        generated_log_(generated_log),
         next_seq_(static_cast<uint64_t>(absl::ToUnixMicros(absl::Now()))) {}
 
-  ~Worker() override { Stop(absl::ZeroDuration()); }
+  ~Worker() override {
+    Stop(absl::ZeroDuration());
+    if (generated_log_ >= 0) close(generated_log_);
+  }
 
   void Start() override ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock lock(&mu_);
@@ -119,8 +129,21 @@ class Worker final : public RolloutWorker {
   const std::unique_ptr<rlhf::v1::Reference::Stub> reference_;
   TrajectoryPusher pusher_;  // thread-safe
 
-  uint64_t next_seq_;  // loop thread only
-  std::thread loop_;   // Start() and Stop() only
+  // Appends "<id>\n" to the generated log (when there is one). One write(2) per line: a line
+  // is in the file, whole, before the trajectory can reach the learner.
+  absl::Status LogGenerated(const std::string& id) {
+    if (generated_log_ < 0) return absl::OkStatus();
+    const std::string line = id + "\n";
+    if (write(generated_log_, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
+      return absl::InternalError(
+          absl::StrCat("cannot append to ", options_.generated_log, ": ", std::strerror(errno)));
+    }
+    return absl::OkStatus();
+  }
+
+  const int generated_log_;  // -1 = none
+  uint64_t next_seq_;        // loop thread only
+  std::thread loop_;         // Start() and Stop() only
 
   mutable absl::Mutex mu_;
   bool started_ ABSL_GUARDED_BY(mu_) = false;
@@ -302,6 +325,7 @@ absl::Status Worker::RunLease(const PromptLease& lease) {
   }
   for (Trajectory& t : *trajectories) {
     const int64_t tokens = t.response_tokens_size();
+    if (absl::Status s = LogGenerated(t.id()); !s.ok()) return give_back(s, "error");
     if (absl::Status s = pusher_.Push(std::move(t)); !s.ok()) return give_back(s, "stopping");
     metrics_.trajectories_generated.Increment();
     metrics_.tokens_generated.Increment(tokens);
@@ -407,6 +431,7 @@ WorkerOptions WorkerOptionsFromConfig(const rlhf::v1::WorkerConfig& c) {
   o.rpc_deadline = absl::Seconds(c.rpc_deadline_seconds());
   o.initial_backoff = absl::Seconds(c.initial_backoff_seconds());
   o.max_backoff = absl::Seconds(c.max_backoff_seconds());
+  o.generated_log = c.generated_log();
   return o;
 }
 
@@ -420,9 +445,18 @@ absl::StatusOr<std::unique_ptr<RolloutWorker>> RolloutWorker::Create(
                                                    tokenizer->vocab_size(), " tokens, the model ",
                                                    policy->config().vocab_size));
   }
+  int generated_log = -1;
+  if (!options.generated_log.empty()) {
+    generated_log =
+        open(options.generated_log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (generated_log < 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "worker: cannot open generated_log ", options.generated_log, ": ", std::strerror(errno)));
+    }
+  }
   try {
     return std::unique_ptr<RolloutWorker>(
-        new Worker(options, std::move(policy), std::move(tokenizer), registry));
+        new Worker(options, std::move(policy), std::move(tokenizer), registry, generated_log));
   } catch (const std::exception& e) {  // prometheus-cpp: a clashing metric family
     return absl::InvalidArgumentError(absl::StrCat("worker metrics: ", e.what()));
   }

@@ -70,6 +70,9 @@ struct WorkerOptions {
   absl::Duration max_backoff = absl::Seconds(2);
   /// Largest message on the worker's channels, in bytes.
   int max_message_bytes = 64 << 20;
+  /// File to append the id of every generated trajectory to, one per line, before it is pushed
+  /// (a plain write(2), so the line survives the worker being killed); empty = none.
+  std::string generated_log;
 };
 
 // Returns InvalidArgument naming the first bad field.

@@ -1,0 +1,260 @@
+#include "services/learner/trajectory_journal.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <functional>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace rlhf::learner {
+namespace {
+
+constexpr size_t kHeader = 5;  // u32 length + kind
+constexpr uint32_t kMaxPayload = 1u << 30;
+
+void PutU32(std::string* out, uint32_t v) {
+  for (int i = 0; i < 4; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+void PutU64(std::string* out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+uint64_t GetLE(const char* p, int bytes) {
+  uint64_t v = 0;
+  for (int i = 0; i < bytes; ++i)
+    v |= static_cast<uint64_t>(static_cast<unsigned char>(p[i])) << (8 * i);
+  return v;
+}
+
+bool KnownKind(char k) { return std::strchr("ADISPXCR", k) != nullptr && k != '\0'; }
+
+absl::StatusOr<std::string> ReadAll(const std::string& path, bool* exists) {
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    *exists = false;
+    if (errno == ENOENT) return std::string();
+    return absl::InternalError(absl::StrCat("cannot open ", path, ": ", std::strerror(errno)));
+  }
+  *exists = true;
+  std::string data;
+  char buf[1 << 16];
+  while (true) {
+    const ssize_t n = read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      close(fd);
+      return absl::InternalError(absl::StrCat("cannot read ", path, ": ", std::strerror(errno)));
+    }
+    if (n == 0) break;
+    data.append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  return data;
+}
+
+// Calls `fn(kind, payload, offset)` for each whole record; returns the length of the whole
+// records (a torn tail is not counted). Internal for a corrupt record.
+absl::StatusOr<size_t> ForEachRecord(
+    const std::string& data, const std::string& path,
+    const std::function<absl::Status(char, absl::string_view, size_t)>& fn) {
+  size_t at = 0;
+  while (data.size() - at >= kHeader) {
+    const uint32_t len = static_cast<uint32_t>(GetLE(data.data() + at, 4));
+    const char kind = data[at + 4];
+    if (!KnownKind(kind) || len > kMaxPayload) {
+      return absl::InternalError(absl::StrCat(path, ": corrupt record at offset ", at));
+    }
+    if (data.size() - at - kHeader < len) break;  // torn tail
+    if (absl::Status s = fn(kind, absl::string_view(data).substr(at + kHeader, len), at); !s.ok()) {
+      return s;
+    }
+    at += kHeader + len;
+  }
+  return at;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<TrajectoryJournal>> TrajectoryJournal::Open(
+    const std::string& path) {
+  bool exists = false;
+  absl::StatusOr<std::string> data = ReadAll(path, &exists);
+  if (!data.ok()) return data.status();
+  absl::StatusOr<size_t> whole =
+      ForEachRecord(*data, path, [](char, absl::string_view, size_t) { return absl::OkStatus(); });
+  if (!whole.ok()) return whole.status();
+  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    return absl::InternalError(absl::StrCat("cannot open ", path, ": ", std::strerror(errno)));
+  }
+  if (*whole != data->size() && ftruncate(fd, static_cast<off_t>(*whole)) != 0) {
+    close(fd);
+    return absl::InternalError(
+        absl::StrCat("cannot cut the torn tail of ", path, ": ", std::strerror(errno)));
+  }
+  if (lseek(fd, 0, SEEK_END) < 0) {
+    close(fd);
+    return absl::InternalError(absl::StrCat("cannot seek ", path, ": ", std::strerror(errno)));
+  }
+  return std::unique_ptr<TrajectoryJournal>(new TrajectoryJournal(path, fd));
+}
+
+TrajectoryJournal::~TrajectoryJournal() { close(fd_); }
+
+absl::Status TrajectoryJournal::Append(Kind kind, const std::string& payload) {
+  std::string record;
+  record.reserve(kHeader + payload.size());
+  PutU32(&record, static_cast<uint32_t>(payload.size()));
+  record.push_back(static_cast<char>(kind));
+  record += payload;
+  absl::MutexLock lock(&mu_);
+  size_t done = 0;
+  while (done < record.size()) {
+    const ssize_t n = write(fd_, record.data() + done, record.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      return absl::InternalError(
+          absl::StrCat("cannot append to ", path_, ": ", std::strerror(errno)));
+    }
+    done += static_cast<size_t>(n);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TrajectoryJournal::Accepted(const rlhf::v1::Trajectory& t) {
+  std::string payload;
+  if (!t.SerializeToString(&payload)) return absl::InternalError("cannot serialize a trajectory");
+  return Append(kAccepted, payload);
+}
+
+absl::Status TrajectoryJournal::Judged(Kind kind, const std::string& id) {
+  return Append(kind, id);
+}
+
+absl::Status TrajectoryJournal::Consumed(int64_t step,
+                                         const std::vector<rlhf::v1::Trajectory>& batch) {
+  std::string payload;
+  PutU64(&payload, static_cast<uint64_t>(step));
+  for (const auto& t : batch) {
+    PutU32(&payload, static_cast<uint32_t>(t.id().size()));
+    payload += t.id();
+  }
+  return Append(kConsumed, payload);
+}
+
+absl::Status TrajectoryJournal::Resumed(int64_t step) {
+  std::string payload;
+  PutU64(&payload, static_cast<uint64_t>(step));
+  return Append(kResumed, payload);
+}
+
+int64_t JournalState::Count(Fate fate) const {
+  int64_t n = 0;
+  for (const auto& [id, e] : ids) n += e.fate == fate ? 1 : 0;
+  return n;
+}
+
+absl::StatusOr<JournalState> ReadJournal(const std::string& path,
+                                         std::vector<rlhf::v1::Trajectory>* queued) {
+  bool exists = false;
+  absl::StatusOr<std::string> data = ReadAll(path, &exists);
+  if (!data.ok()) return data.status();
+  JournalState state;
+  int64_t accepted = 0;
+  auto corrupt = [&](size_t offset) {
+    return absl::InternalError(absl::StrCat(path, ": corrupt record at offset ", offset));
+  };
+  absl::StatusOr<size_t> whole = ForEachRecord(
+      *data, path, [&](char kind, absl::string_view payload, size_t offset) -> absl::Status {
+        using Fate = JournalState::Fate;
+        switch (kind) {
+          case TrajectoryJournal::kAccepted: {
+            rlhf::v1::Trajectory t;
+            if (!t.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
+              return corrupt(offset);
+            }
+            JournalState::Entry& e = state.ids[t.id()];
+            e.fate = Fate::kQueued;
+            e.accepted_order = accepted++;
+            e.offset = static_cast<int64_t>(offset);
+            return absl::OkStatus();
+          }
+          case TrajectoryJournal::kDuplicate:
+            ++state.duplicates;
+            return absl::OkStatus();
+          case TrajectoryJournal::kInvalid:
+          case TrajectoryJournal::kStaleOnArrival:
+          case TrajectoryJournal::kStaleAtPop:
+          case TrajectoryJournal::kCancelled: {
+            JournalState::Entry& e = state.ids[std::string(payload)];
+            e.fate = kind == TrajectoryJournal::kInvalid          ? Fate::kInvalid
+                     : kind == TrajectoryJournal::kStaleOnArrival ? Fate::kStaleOnArrival
+                     : kind == TrajectoryJournal::kStaleAtPop     ? Fate::kStaleAtPop
+                                                                  : Fate::kCancelled;
+            return absl::OkStatus();
+          }
+          case TrajectoryJournal::kConsumed: {
+            if (payload.size() < 8) return corrupt(offset);
+            const int64_t step = static_cast<int64_t>(GetLE(payload.data(), 8));
+            size_t at = 8;
+            while (at < payload.size()) {
+              if (payload.size() - at < 4) return corrupt(offset);
+              const size_t len = static_cast<size_t>(GetLE(payload.data() + at, 4));
+              at += 4;
+              if (payload.size() - at < len) return corrupt(offset);
+              const std::string id(payload.substr(at, len));
+              at += len;
+              auto it = state.ids.find(id);
+              if (it == state.ids.end() || it->second.accepted_order < 0) {
+                ++state.consumed_unknown;
+                continue;
+              }
+              if (it->second.fate == Fate::kConsumed) ++state.consumed_twice;
+              it->second.fate = Fate::kConsumed;
+              it->second.consumed_at_step = step;
+            }
+            state.last_step = std::max(state.last_step, step);
+            return absl::OkStatus();
+          }
+          case TrajectoryJournal::kResumed: {
+            if (payload.size() != 8) return corrupt(offset);
+            const int64_t step = static_cast<int64_t>(GetLE(payload.data(), 8));
+            for (auto& [id, e] : state.ids) {
+              if (e.fate == Fate::kConsumed && e.consumed_at_step > step) e.fate = Fate::kQueued;
+            }
+            state.last_step = step;
+            ++state.resumes;
+            return absl::OkStatus();
+          }
+          default:
+            return corrupt(offset);
+        }
+      });
+  if (!whole.ok()) return whole.status();
+  if (queued != nullptr) {
+    std::vector<const JournalState::Entry*> pending;
+    for (const auto& [id, e] : state.ids) {
+      if (e.fate == JournalState::Fate::kQueued && e.offset >= 0) pending.push_back(&e);
+    }
+    std::sort(pending.begin(), pending.end(),
+              [](const auto* a, const auto* b) { return a->accepted_order < b->accepted_order; });
+    queued->clear();
+    for (const auto* e : pending) {
+      const size_t at = static_cast<size_t>(e->offset);
+      const uint32_t len = static_cast<uint32_t>(GetLE(data->data() + at, 4));
+      rlhf::v1::Trajectory t;
+      if (!t.ParseFromArray(data->data() + at + kHeader, static_cast<int>(len))) {
+        return corrupt(at);
+      }
+      queued->push_back(std::move(t));
+    }
+  }
+  return state;
+}
+
+}  // namespace rlhf::learner

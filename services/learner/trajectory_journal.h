@@ -1,0 +1,111 @@
+// The learner's journal of trajectories: an append-only file with one record per verdict on a
+// received trajectory and one per training batch, so that
+//  - a learner that dies loses no accepted trajectory: on restart it re-queues, in their original
+//    order, those that no surviving step consumed (workers resend what was never acked, and the
+//    journal's ids make those DUPLICATE), and
+//  - a run's ledger can be checked per trajectory id against what the workers generated
+//    (RunLedger below).
+//
+// Records: a little-endian u32 payload length, a kind byte, the payload.
+//   'A' accepted: the serialized Trajectory
+//   'D' duplicate, 'I' invalid, 'S' stale on arrival, 'P' stale when popped (accepted, then
+//   dropped), 'X' cancelled (parked, then dropped when its stream closed): the id
+//   'C' consumed: u64 step, then the batch's ids, each as u32 length + bytes
+//   'R' resumed from the checkpoint of step s (u64): the 'C' records of steps > s before it
+//       are void (that work was lost; their trajectories are queued again)
+// Written with plain write(2) calls: a record survives the process being killed (not the
+// machine losing power: there is no fsync). A torn last record is cut off when the journal is
+// opened again.
+//
+// Thread-safe (appends are serialised).
+#ifndef RLHF_SERVICES_LEARNER_TRAJECTORY_JOURNAL_H_
+#define RLHF_SERVICES_LEARNER_TRAJECTORY_JOURNAL_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "rlhf/v1/trajectory.pb.h"
+
+namespace rlhf::learner {
+
+// Where a learner with checkpoints in `checkpoint_dir` keeps its journal.
+inline std::string JournalPath(const std::string& checkpoint_dir) {
+  return checkpoint_dir + "/trajectories.journal";
+}
+
+class TrajectoryJournal {
+ public:
+  enum Kind : char {
+    kAccepted = 'A',
+    kDuplicate = 'D',
+    kInvalid = 'I',
+    kStaleOnArrival = 'S',
+    kStaleAtPop = 'P',
+    kCancelled = 'X',
+    kConsumed = 'C',
+    kResumed = 'R',
+  };
+
+  // Opens (creating) the journal at `path` for appending, after cutting off a torn last record.
+  static absl::StatusOr<std::unique_ptr<TrajectoryJournal>> Open(const std::string& path);
+  ~TrajectoryJournal();
+  TrajectoryJournal(const TrajectoryJournal&) = delete;
+  TrajectoryJournal& operator=(const TrajectoryJournal&) = delete;
+
+  absl::Status Accepted(const rlhf::v1::Trajectory& t) ABSL_LOCKS_EXCLUDED(mu_);
+  // A verdict that keeps only the id: kDuplicate, kInvalid, kStaleOnArrival, kStaleAtPop,
+  // kCancelled.
+  absl::Status Judged(Kind kind, const std::string& id) ABSL_LOCKS_EXCLUDED(mu_);
+  // `batch` is trained on by the step that makes the trainer's step count `step`.
+  absl::Status Consumed(int64_t step, const std::vector<rlhf::v1::Trajectory>& batch)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // The learner resumed from the checkpoint of `step` (0 = a fresh start).
+  absl::Status Resumed(int64_t step) ABSL_LOCKS_EXCLUDED(mu_);
+
+  const std::string& path() const { return path_; }
+
+ private:
+  TrajectoryJournal(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
+  absl::Status Append(Kind kind, const std::string& payload) ABSL_LOCKS_EXCLUDED(mu_);
+
+  const std::string path_;
+  absl::Mutex mu_;
+  const int fd_;
+};
+
+// What a journal says about every trajectory id it has seen.
+struct JournalState {
+  enum class Fate { kQueued, kConsumed, kStaleOnArrival, kStaleAtPop, kInvalid, kCancelled };
+  struct Entry {
+    Fate fate = Fate::kQueued;
+    int64_t consumed_at_step = 0;  // for kConsumed
+    int64_t accepted_order = -1;   // position among the accepted; -1 = never accepted
+    int64_t offset = -1;           // of its 'A' record in the file
+  };
+  std::map<std::string, Entry> ids;
+  int64_t duplicates = 0;        // 'D' records (resent trajectories, not new ones)
+  int64_t consumed_twice = 0;    // consumption of an id already consumed by a surviving step
+  int64_t consumed_unknown = 0;  // consumption of an id never accepted
+  int64_t resumes = 0;
+  int64_t last_step = 0;  // highest step consumed and not voided
+
+  // Counts by fate.
+  int64_t Count(Fate fate) const;
+};
+
+// Reads the journal at `path` (a missing file is an empty journal; a torn last record is
+// ignored). With `queued`, also returns the trajectories accepted and still queued (neither
+// consumed by a surviving step nor dropped), in acceptance order: what a resumed learner
+// queues again. Errors: Internal for unreadable or corrupt files (with the offset).
+absl::StatusOr<JournalState> ReadJournal(const std::string& path,
+                                         std::vector<rlhf::v1::Trajectory>* queued = nullptr);
+
+}  // namespace rlhf::learner
+
+#endif  // RLHF_SERVICES_LEARNER_TRAJECTORY_JOURNAL_H_

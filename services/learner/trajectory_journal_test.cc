@@ -1,0 +1,235 @@
+// Tests of the learner's trajectory journal: records written by a real TrajectoryQueue read back
+// with the same counts as the queue's ledger, a torn tail cut off, a resume voiding the steps
+// after its checkpoint (their trajectories queued again, in order), corrupt files refused, and
+// the run ledger against workers' generated logs.
+#include "services/learner/trajectory_journal.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "services/learner/run_ledger.h"
+#include "services/learner/trajectory_queue.h"
+
+namespace rlhf::learner {
+namespace {
+
+namespace fs = std::filesystem;
+using rlhf::v1::Trajectory;
+using Fate = JournalState::Fate;
+
+Trajectory MakeTrajectory(const std::string& id, int64_t version = 0, int64_t first_token = 3) {
+  Trajectory t;
+  t.set_id(id);
+  t.set_worker_id("w");
+  t.set_policy_version(version);
+  t.set_lease_id("L1");
+  for (int64_t tok : {1, 2}) t.add_prompt_tokens(tok);
+  for (int64_t tok : {first_token, int64_t{4}}) {
+    t.add_response_tokens(tok);
+    t.add_behaviour_logprobs(-0.5f);
+    t.add_ref_logprobs(-0.25f);
+  }
+  t.set_reward(0.5f);
+  return t;
+}
+
+std::string TempPath(const std::string& name) {
+  const std::string dir = absl::StrCat(::testing::TempDir(), "/journal_test_", getpid());
+  fs::create_directories(dir);
+  const std::string path = dir + "/" + name;
+  fs::remove(path);
+  return path;
+}
+
+std::vector<std::string> Ids(const std::vector<Trajectory>& ts) {
+  std::vector<std::string> ids;
+  for (const auto& t : ts) ids.push_back(t.id());
+  return ids;
+}
+
+struct QueueWithJournal {
+  explicit QueueWithJournal(const std::string& path, int capacity = 8) {
+    auto j = TrajectoryJournal::Open(path);
+    EXPECT_TRUE(j.ok()) << j.status();
+    journal = std::move(j).value();
+    TrajectoryQueueOptions o;
+    o.capacity = capacity;
+    o.vocab_size = 100;
+    o.max_seq_len = 16;
+    o.max_policy_lag = 1;
+    o.journal = journal.get();
+    auto q = TrajectoryQueue::Create(o);
+    EXPECT_TRUE(q.ok()) << q.status();
+    queue = std::move(q).value();
+  }
+  std::unique_ptr<TrajectoryJournal> journal;
+  std::unique_ptr<TrajectoryQueue> queue;
+};
+
+TEST(TrajectoryJournalTest, RecordsEveryVerdictWithTheQueuesCounts) {
+  const std::string path = TempPath("verdicts");
+  QueueWithJournal f(path);
+  ASSERT_TRUE(f.journal->Resumed(0).ok());
+  for (const char* id : {"a", "b", "c", "d"})
+    ASSERT_TRUE(f.queue->Offer(MakeTrajectory(id), 0, nullptr).ok());
+  ASSERT_TRUE(f.queue->Offer(MakeTrajectory("a"), 0, nullptr).ok());            // duplicate
+  ASSERT_TRUE(f.queue->Offer(MakeTrajectory("bad", 0, 999), 0, nullptr).ok());  // invalid
+  ASSERT_TRUE(f.queue->Offer(MakeTrajectory("old", 0), 5, nullptr).ok());       // stale on arrival
+  auto batch = f.queue->PopBatch(2, 0, absl::ZeroDuration());
+  ASSERT_EQ(Ids(batch), (std::vector<std::string>{"a", "b"}));
+  ASSERT_TRUE(f.journal->Consumed(1, batch).ok());
+  // "c" and "d" were accepted at version 0; at version 2 they are stale when popped.
+  EXPECT_TRUE(f.queue->PopBatch(2, 2, absl::ZeroDuration()).empty());
+
+  auto state = ReadJournal(path);
+  ASSERT_TRUE(state.ok()) << state.status();
+  const TrajectoryLedger l = f.queue->Ledger();
+  EXPECT_EQ(state->Count(Fate::kConsumed), l.consumed);
+  EXPECT_EQ(state->Count(Fate::kStaleAtPop), l.stale_at_pop);
+  EXPECT_EQ(state->Count(Fate::kStaleOnArrival), l.stale_on_arrival);
+  EXPECT_EQ(state->Count(Fate::kInvalid), l.invalid);
+  EXPECT_EQ(state->duplicates, l.duplicate);
+  EXPECT_EQ(state->Count(Fate::kQueued), 0);
+  EXPECT_EQ(l.consumed, 2);
+  EXPECT_EQ(l.stale_at_pop, 2);
+  EXPECT_EQ(state->ids.at("a").consumed_at_step, 1);
+  EXPECT_EQ(state->consumed_twice, 0);
+  EXPECT_EQ(state->resumes, 1);
+}
+
+TEST(TrajectoryJournalTest, ParkedThenAdmittedOrCancelledAreJournaled) {
+  const std::string path = TempPath("parked");
+  QueueWithJournal f(path, /*capacity=*/1);
+  struct NullWaiter : TrajectoryQueue::Waiter {
+    void OnAccepted(const rlhf::v1::Ack&) override {}
+  } w1, w2;
+  ASSERT_TRUE(f.queue->Offer(MakeTrajectory("a"), 0, &w1).ok());
+  auto parked = f.queue->Offer(MakeTrajectory("b"), 0, &w1);
+  ASSERT_TRUE(parked.ok() && parked->blocked);
+  EXPECT_EQ(Ids(f.queue->PopBatch(1, 0, absl::ZeroDuration())), std::vector<std::string>{"a"});
+  auto parked2 = f.queue->Offer(MakeTrajectory("c"), 0, &w2);  // "b" was admitted: queue full
+  ASSERT_TRUE(parked2.ok() && parked2->blocked);
+  f.queue->Cancel(&w2);
+  auto state = ReadJournal(path);
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_EQ(state->ids.at("b").fate, Fate::kQueued);
+  EXPECT_EQ(state->ids.at("b").accepted_order, 1);
+  EXPECT_EQ(state->ids.at("c").fate, Fate::kCancelled);
+  EXPECT_EQ(state->ids.at("c").accepted_order, -1);
+}
+
+TEST(TrajectoryJournalTest, AResumeQueuesAgainWhatLostStepsConsumedInOrder) {
+  const std::string path = TempPath("resume");
+  {
+    QueueWithJournal f(path);
+    ASSERT_TRUE(f.journal->Resumed(0).ok());
+    for (int i = 0; i < 7; ++i) {
+      ASSERT_TRUE(f.queue->Offer(MakeTrajectory(absl::StrCat("t", i)), 0, nullptr).ok());
+    }
+    for (int step = 1; step <= 3; ++step) {
+      auto batch = f.queue->PopBatch(2, 0, absl::ZeroDuration());
+      ASSERT_TRUE(f.journal->Consumed(step, batch).ok());
+    }
+  }
+  // The learner died after step 3; its checkpoint is step 1.
+  auto reopened = TrajectoryJournal::Open(path);
+  ASSERT_TRUE(reopened.ok());
+  ASSERT_TRUE((*reopened)->Resumed(1).ok());
+  std::vector<Trajectory> queued;
+  auto state = ReadJournal(path, &queued);
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_EQ(Ids(queued), (std::vector<std::string>{"t2", "t3", "t4", "t5", "t6"}));
+  EXPECT_EQ(state->Count(Fate::kConsumed), 2);
+  EXPECT_EQ(state->last_step, 1);
+  // Consumed again by the steps after the resume: nothing is consumed twice.
+  std::vector<Trajectory> step2(queued.begin(), queued.begin() + 2);
+  ASSERT_TRUE((*reopened)->Consumed(2, step2).ok());
+  state = ReadJournal(path);
+  ASSERT_TRUE(state.ok());
+  EXPECT_EQ(state->consumed_twice, 0);
+  EXPECT_EQ(state->Count(Fate::kConsumed), 4);
+  // Consuming a surviving step's trajectory again is caught.
+  ASSERT_TRUE((*reopened)->Consumed(3, step2).ok());
+  state = ReadJournal(path);
+  ASSERT_TRUE(state.ok());
+  EXPECT_EQ(state->consumed_twice, 2);
+}
+
+TEST(TrajectoryJournalTest, ATornTailIsCutOffAndCorruptionIsAnError) {
+  const std::string path = TempPath("torn");
+  {
+    auto j = TrajectoryJournal::Open(path);
+    ASSERT_TRUE(j.ok());
+    ASSERT_TRUE((*j)->Accepted(MakeTrajectory("x")).ok());
+    ASSERT_TRUE((*j)->Accepted(MakeTrajectory("y")).ok());
+  }
+  const auto size = fs::file_size(path);
+  fs::resize_file(path, size - 3);  // the process died in the middle of "y"
+  auto state = ReadJournal(path);
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_EQ(state->ids.size(), 1u);
+  {
+    auto j = TrajectoryJournal::Open(path);  // cuts the tail, appends after "x"
+    ASSERT_TRUE(j.ok());
+    ASSERT_TRUE((*j)->Accepted(MakeTrajectory("z")).ok());
+  }
+  std::vector<Trajectory> queued;
+  state = ReadJournal(path, &queued);
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_EQ(Ids(queued), (std::vector<std::string>{"x", "z"}));
+
+  std::ofstream(path, std::ios::app) << std::string("\x02\x00\x00\x00Qxx", 7);
+  auto corrupt = ReadJournal(path);
+  EXPECT_EQ(corrupt.status().code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(std::string(corrupt.status().message()), ::testing::HasSubstr("corrupt record"));
+  EXPECT_FALSE(TrajectoryJournal::Open(path).ok());
+  // A missing journal is an empty one.
+  auto missing = ReadJournal(TempPath("missing"));
+  ASSERT_TRUE(missing.ok());
+  EXPECT_TRUE(missing->ids.empty());
+}
+
+TEST(RunLedgerTest, EveryGeneratedTrajectoryHasOneFate) {
+  const std::string path = TempPath("ledger");
+  const std::string log0 = TempPath("w0.generated");
+  const std::string log1 = TempPath("w1.generated");
+  {
+    QueueWithJournal f(path);
+    ASSERT_TRUE(f.journal->Resumed(0).ok());
+    for (const char* id : {"w0/1", "w0/2", "w1/1", "w1/2"}) {
+      ASSERT_TRUE(f.queue->Offer(MakeTrajectory(id), 0, nullptr).ok());
+    }
+    ASSERT_TRUE(f.queue->Offer(MakeTrajectory("w0/1"), 0, nullptr).ok());  // resent
+    ASSERT_TRUE(f.queue->Offer(MakeTrajectory("w1/3"), 9, nullptr).ok());  // stale
+    ASSERT_TRUE(f.journal->Consumed(1, f.queue->PopBatch(3, 0, absl::ZeroDuration())).ok());
+  }
+  // w0 generated 3 (w0/3 died with it), the torn last line of w1 was never pushed.
+  std::ofstream(log0) << "w0/1\nw0/2\nw0/3\n";
+  std::ofstream(log1) << "w1/1\nw1/2\nw1/3\nw1/4";
+  auto ledger = ComputeRunLedger({log0, log1}, path);
+  ASSERT_TRUE(ledger.ok()) << ledger.status();
+  SCOPED_TRACE(ledger->ToJson().dump());
+  EXPECT_EQ(ledger->generated, 6);
+  EXPECT_EQ(ledger->consumed, 3);
+  EXPECT_EQ(ledger->dropped_stale, 1);
+  EXPECT_EQ(ledger->dropped_shutdown, 1);   // w1/2: queued at the end
+  EXPECT_EQ(ledger->in_flight_at_stop, 1);  // w0/3
+  EXPECT_EQ(ledger->duplicates_received, 1);
+  EXPECT_TRUE(ledger->balanced());
+  // A trajectory the learner had that no worker generated unbalances it.
+  std::ofstream(log1, std::ios::trunc) << "w1/1\nw1/3\n";
+  ledger = ComputeRunLedger({log0, log1}, path);
+  ASSERT_TRUE(ledger.ok());
+  EXPECT_EQ(ledger->unknown_ids, 1);
+  EXPECT_FALSE(ledger->balanced());
+  EXPECT_FALSE(ComputeRunLedger({TempPath("nope")}, path).ok());
+}
+
+}  // namespace
+}  // namespace rlhf::learner
