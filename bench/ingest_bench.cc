@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -72,12 +73,23 @@ ABSL_FLAG(double, rate, 20000,
           "trajectories/s over all streams in the second, paced timed phase, whose learner CPU "
           "the goal judges (0: no paced phase; the peak phase's CPU is judged)");
 ABSL_FLAG(double, goal_cores, 1, "goal: learner CPU cores at most");
+ABSL_FLAG(bool, journal, true,
+          "the learner journals every trajectory (as a learner with checkpoint_dir does), to a "
+          "file under TMPDIR");
+ABSL_FLAG(std::string, journal_path, "", "internal: the learner side's journal file");
 ABSL_FLAG(bool, serve, false, "internal: run the learner side (started by the bench itself)");
 
 namespace rlhf::bench {
 namespace {
 
 using nlohmann::json;
+
+// Where the learner side journals ("" = --journal=false): a fresh file per run.
+std::string JournalPath() {
+  if (!absl::GetFlag(FLAGS_journal)) return "";
+  const char* tmp = std::getenv("TMPDIR");
+  return absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/ingest_bench_", getpid(), ".journal");
+}
 
 // Starts the learner side: this binary with --serve. Returns it with its gRPC port read.
 absl::StatusOr<std::unique_ptr<process::Subprocess>> StartLearner(int* port) {
@@ -92,7 +104,8 @@ absl::StatusOr<std::unique_ptr<process::Subprocess>> StartLearner(int* port) {
            absl::StrCat("--batch=", absl::GetFlag(FLAGS_batch)),
            absl::StrCat("--prompt_tokens=", absl::GetFlag(FLAGS_prompt_tokens)),
            absl::StrCat("--lease_prompts=", absl::GetFlag(FLAGS_lease_prompts)),
-           absl::StrCat("--response_tokens=", absl::GetFlag(FLAGS_response_tokens))}));
+           absl::StrCat("--response_tokens=", absl::GetFlag(FLAGS_response_tokens)),
+           absl::StrCat("--journal_path=", JournalPath())}));
   RLHF_ASSIGN_OR_RETURN(std::string line, child->ReadLine(absl::Seconds(60)));
   if (!absl::SimpleAtoi(line, port)) {
     return absl::InternalError(absl::StrCat("learner printed '", line, "', not a port"));
@@ -228,8 +241,10 @@ absl::Status Run() {
   const double cores = judged.learner_cpu / judged.r.seconds;
   const bool meets = tps >= absl::GetFlag(FLAGS_goal_trajectories_per_s) &&
                      cores <= absl::GetFlag(FLAGS_goal_cores);
+  if (const std::string journal = JournalPath(); !journal.empty()) std::remove(journal.c_str());
   Print({{"bench", "ingest"},
          {"summary", true},
+         {"journal", absl::GetFlag(FLAGS_journal)},
          {"streams", streams},
          {"tokens", absl::GetFlag(FLAGS_prompt_tokens) + absl::GetFlag(FLAGS_response_tokens)},
          {"trajectories", peak.r.written},
@@ -286,6 +301,7 @@ int main(int argc, char** argv) {
     o.max_lease_prompts = absl::GetFlag(FLAGS_lease_prompts);
     o.vocab_size = rlhf::bench::kIngestVocab;
     o.max_seq_len = absl::GetFlag(FLAGS_prompt_tokens) + absl::GetFlag(FLAGS_response_tokens);
+    o.journal = absl::GetFlag(FLAGS_journal_path);
     if (absl::Status s = rlhf::bench::ServeIngestLearner(o); !s.ok()) {
       LOG(ERROR) << "learner side: " << s;
       return 1;

@@ -112,6 +112,11 @@ absl::Status ServeIngestLearner(const IngestLearnerOptions& o) {
   queue_options.vocab_size = o.vocab_size;
   queue_options.max_seq_len = o.max_seq_len;
   queue_options.max_policy_lag = 1;
+  std::unique_ptr<learner::TrajectoryJournal> journal;
+  if (!o.journal.empty()) {
+    RLHF_ASSIGN_OR_RETURN(journal, learner::TrajectoryJournal::Open(o.journal));
+    queue_options.journal = journal.get();
+  }
   RLHF_ASSIGN_OR_RETURN(auto queue, learner::TrajectoryQueue::Create(queue_options));
   learner::WeightStore weights(/*keep=*/1, /*chunk_bytes=*/1 << 20);
   RLHF_RETURN_IF_ERROR(weights.Publish(0, {{"w", torch::zeros({16})}}));

@@ -18,6 +18,7 @@
 #define RLHF_BENCH_INGEST_LEARNER_H_
 
 #include <cstdint>
+#include <string>
 
 #include "absl/status/status.h"
 
@@ -36,6 +37,8 @@ struct IngestLearnerOptions {
   /// Token ids are in [0, vocab_size); prompt + response <= max_seq_len.
   int64_t vocab_size = 32000;
   int64_t max_seq_len = 1024;
+  /// The learner's TrajectoryJournal (as with checkpoint_dir set); empty = none.
+  std::string journal;
 };
 
 // Serves until SIGINT/SIGTERM, then prints the ledger line and returns.

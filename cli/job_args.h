@@ -44,6 +44,9 @@ struct TrainArgs {
   bool strict = false;
   int64_t max_bad = 10;
   int64_t stop_after = 0;  // stop (with a checkpoint) after this many steps: tests of --resume
+  // Data-parallel ranks (torchrun variables): how long to wait for the others, at the start and
+  // in each collective, before failing.
+  double dist_timeout_seconds = 120;
 };
 // Adds --tokenizer, the model options, --out and the rest of TrainArgs; `unit` names what a
 // batch counts ("sequences", "pairs").

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/checkpoint/checkpoint.h"
+#include "common/dist/dist_options.h"
 #include "common/status/status_macros.h"
 
 namespace rlhf::cli {
@@ -47,6 +48,10 @@ void AddTrainOptions(CLI::App* cmd, TrainArgs& a, const std::string& unit) {
   cmd->add_option("--max-bad", a.max_bad, "bad records skipped before the job stops")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--stop-after", a.stop_after, "stop after this many steps, with a checkpoint");
+  cmd->add_option("--dist-timeout", a.dist_timeout_seconds,
+                  "seconds to wait for the other ranks (RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT "
+                  "set: data-parallel, rank 0 writes the outputs)")
+      ->check(CLI::PositiveNumber);
 }
 
 train::OptimOptions OptimOptionsFrom(const TrainArgs& a) {
@@ -125,6 +130,7 @@ absl::StatusOr<model::Llama> InitialModel(const ModelArgs& a, int64_t vocab_size
 
 absl::Status SaveCheckpointAtomically(
     const std::string& out, const std::function<absl::Status(const std::string&)>& save) {
+  if (!save) return absl::OkStatus();
   const std::string tmp = out + "/checkpoint.tmp", dir = out + "/checkpoint";
   std::error_code ec;
   fs::remove_all(tmp, ec);
@@ -141,11 +147,24 @@ absl::StatusOr<bool> CheckpointAfterStep(
   if ((a.checkpoint_every > 0 && step % a.checkpoint_every == 0) || stop) {
     RLHF_RETURN_IF_ERROR(SaveCheckpointAtomically(a.out, save));
   }
-  if (stop) {
+  if (stop && save) {
     std::fprintf(stderr, "\nstopped after step %lld (--stop-after); --resume continues\n",
                  static_cast<long long>(step));
   }
   return stop;
+}
+
+absl::StatusOr<std::unique_ptr<dist::ProcessGroup>> JoinJobRanks(const std::string& job,
+                                                                 absl::Duration timeout) {
+  RLHF_ASSIGN_OR_RETURN(dist::DistOptions options, dist::DistOptionsFromEnv());
+  if (options.world_size == 1) return std::unique_ptr<dist::ProcessGroup>();
+  options.timeout = timeout;
+  std::fprintf(stderr, "%s: rank %d of %d, joining %s:%d\n", job.c_str(), options.rank,
+               options.world_size, options.master_addr.c_str(), options.master_port);
+  RLHF_ASSIGN_OR_RETURN(auto group, dist::ProcessGroup::Create(options));
+  std::fprintf(stderr, "%s: rank %d joined (%s)\n", job.c_str(), group->rank(),
+               group->backend().c_str());
+  return group;
 }
 
 std::string TokenizerBeside(const std::string& model) {

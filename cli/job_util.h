@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -14,6 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "cli/job_args.h"
+#include "common/dist/process_group.h"
 #include "common/data/preference_data.h"
 #include "common/model/llama.h"
 #include "common/train/optim.h"
@@ -31,7 +33,8 @@ train::OptimOptions OptimOptionsFrom(const TrainArgs& args);
 absl::StatusOr<model::Llama> InitialModel(const ModelArgs& args, int64_t vocab_size,
                                           bool scalar_head, uint64_t seed);
 
-// Runs `save(<out>/checkpoint.tmp)` and renames the result to <out>/checkpoint.
+// Runs `save(<out>/checkpoint.tmp)` and renames the result to <out>/checkpoint. An empty `save`
+// (a data-parallel rank other than 0, which writes nothing) does nothing.
 absl::Status SaveCheckpointAtomically(const std::string& out,
                                       const std::function<absl::Status(const std::string&)>& save);
 
@@ -41,6 +44,13 @@ absl::Status SaveCheckpointAtomically(const std::string& out,
 absl::StatusOr<bool> CheckpointAfterStep(
     const TrainArgs& args, int64_t step,
     const std::function<absl::Status(const std::string&)>& save);
+
+// A data-parallel job's ranks, launched torchrun-style: every rank runs the same command with
+// RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT set (common/dist/dist_options.h). Joins the
+// group (waiting up to `timeout` for the others) and returns it, or nullptr without those
+// variables (one process). Rank 0 writes the job's files; the others only train.
+absl::StatusOr<std::unique_ptr<dist::ProcessGroup>> JoinJobRanks(const std::string& job,
+                                                                 absl::Duration timeout);
 
 // tokenizer.model or tokenizer.bin in `model`'s directory (or beside a .bin file); "" if none.
 std::string TokenizerBeside(const std::string& model);

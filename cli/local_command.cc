@@ -1,9 +1,6 @@
 #include "cli/local_command.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -19,6 +16,7 @@
 #include "absl/time/clock.h"
 #include "common/config/config.h"
 #include "common/launch/service_process.h"
+#include "common/process/free_port.h"
 #include "common/status/status_macros.h"
 #include "rlhf/v1/config.pb.h"
 #include "services/learner/run_ledger.h"
@@ -80,21 +78,6 @@ absl::StatusOr<std::string> FindBinary(const std::string& bin_dir, const std::st
   }
   return absl::NotFoundError(absl::StrCat("no '", name, "' binary at ", candidates.front().string(),
                                           bin_dir.empty() ? " or in the build tree" : ""));
-}
-
-// A loopback TCP port that was free a moment ago (for the learner ranks' rendezvous store).
-absl::StatusOr<int> FreeLoopbackPort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return absl::InternalError("socket() failed");
-  sockaddr_in addr = {};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-                  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0;
-  close(fd);
-  if (!ok) return absl::InternalError("cannot find a free loopback port");
-  return static_cast<int>(ntohs(addr.sin_port));
 }
 
 absl::Status WriteConfig(const std::string& path, const google::protobuf::Message& config) {
@@ -245,15 +228,25 @@ absl::Status Failed(ServiceProcess* child, int code) {
 }
 
 // run_dir/report.json: the learner's final event and the run's ledger per trajectory id (what
-// the workers generated against the learner's journal); prints the ledger. A ledger that does not
+// the workers generated, run_dir/workers/*.generated, against the learner's journal); prints
+// the ledger. A ledger that does not
 // balance is an error.
 absl::Status WriteReport(const std::string& run_dir, const nlohmann::json& done_event,
                          const std::vector<std::string>& generated_logs,
                          const std::string& journal_path) {
+  // Every worker's log in the run directory, including those of earlier runs that this one
+  // resumed: the learner's journal spans them all.
+  std::vector<std::string> logs;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(run_dir + "/workers", ec)) {
+    if (entry.path().extension() == ".generated") logs.push_back(entry.path().string());
+  }
+  if (ec) return absl::InternalError(absl::StrCat("cannot list ", run_dir, "/workers"));
   RLHF_ASSIGN_OR_RETURN(learner::RunLedger ledger,
-                        learner::ComputeRunLedger(generated_logs, journal_path));
+                        learner::ComputeRunLedger(logs, journal_path));
   const nlohmann::json report = {{"steps", done_event.value("step", 0)},
                                  {"workers_started", generated_logs.size()},
+                                 {"generated_logs", logs.size()},
                                  {"learner", done_event["ledger"]},
                                  {"ledger", ledger.ToJson()}};
   const std::string path = run_dir + "/report.json";
@@ -304,7 +297,8 @@ absl::Status RunFleet(const rlhf::v1::LocalConfig& c, const std::string& run_dir
   {
     std::vector<std::pair<std::string, std::string>> env;
     if (c.learner_ranks() > 1) {
-      RLHF_ASSIGN_OR_RETURN(const int master_port, FreeLoopbackPort());
+      const int master_port = process::FreeLoopbackPort();
+      if (master_port == 0) return absl::InternalError("no free loopback port for the ranks");
       env = {{"MASTER_ADDR", "127.0.0.1"},
              {"MASTER_PORT", absl::StrCat(master_port)},
              {"WORLD_SIZE", absl::StrCat(c.learner_ranks())}};

@@ -40,6 +40,11 @@ CLI::App* AddSftCommand(CLI::App& app, SftArgs& a) {
 
 absl::Status RunSft(const SftArgs& a) {
   const absl::Time start = absl::Now();
+  // Data-parallel ranks (torchrun variables): every rank reads the same data and trains its share
+  // of each batch; rank 0 alone writes the checkpoint and the outputs.
+  RLHF_ASSIGN_OR_RETURN(std::unique_ptr<dist::ProcessGroup> group,
+                        JoinJobRanks("sft", absl::Seconds(a.job.dist_timeout_seconds)));
+  const bool main_rank = group == nullptr || group->is_main();
   const data::ReadOptions options = ReadOptionsFrom(a.job.strict, a.job.max_bad);
   RLHF_ASSIGN_OR_RETURN(auto demos, data::ReadDemonstrations(a.data, options));
   RLHF_ASSIGN_OR_RETURN(auto tok, tokenizer::LoadTokenizer(a.job.tokenizer));
@@ -70,8 +75,10 @@ absl::Status RunSft(const SftArgs& a) {
   std::fprintf(stderr, "sft: %zu train / %zu held-out sequences (%lld skipped), %lld steps, %s\n",
                train_set.size(), eval_set.size(), static_cast<long long>(demos.report.skipped),
                static_cast<long long>(o.optim.total_steps), model->config().DebugString().c_str());
+  o.process_group = group.get();
   RLHF_ASSIGN_OR_RETURN(auto trainer, train::SftTrainer::Create(model, train_set, o));
-  auto save = [&](const std::string& dir) { return trainer->Save(dir); };
+  std::function<absl::Status(const std::string&)> save;  // empty on ranks > 0
+  if (main_rank) save = [&](const std::string& dir) { return trainer->Save(dir); };
   std::error_code ec;
   std::filesystem::create_directories(a.job.out, ec);
   if (ec) return absl::InternalError(absl::StrCat("cannot create ", a.job.out, ": ", ec.message()));
@@ -104,6 +111,7 @@ absl::Status RunSft(const SftArgs& a) {
   progress.Finish(absl::StrFormat("loss %.4f", ema));
   if (a.eval_every <= 0 || trainer->step() % a.eval_every != 0) RLHF_RETURN_IF_ERROR(evaluate());
   RLHF_RETURN_IF_ERROR(SaveCheckpointAtomically(a.job.out, save));
+  if (!main_rank) return absl::OkStatus();  // rank 0 writes the outputs
   trainer->model()->eval();
   RLHF_RETURN_IF_ERROR(checkpoint::SaveHfLlama(trainer->model(), a.job.out, torch::kFloat32));
   RLHF_RETURN_IF_ERROR(CopyTokenizer(a.job.tokenizer, a.job.out));

@@ -41,6 +41,11 @@ CLI::App* AddTrainRmCommand(CLI::App& app, TrainRmArgs& a) {
 
 absl::Status RunTrainRm(const TrainRmArgs& a) {
   const absl::Time start = absl::Now();
+  // Data-parallel ranks (torchrun variables): every rank reads the same data and trains its share
+  // of each batch; rank 0 alone writes the checkpoint and the outputs.
+  RLHF_ASSIGN_OR_RETURN(std::unique_ptr<dist::ProcessGroup> group,
+                        JoinJobRanks("train-rm", absl::Seconds(a.job.dist_timeout_seconds)));
+  const bool main_rank = group == nullptr || group->is_main();
   const data::ReadOptions options = ReadOptionsFrom(a.job.strict, a.job.max_bad);
   RLHF_ASSIGN_OR_RETURN(auto train, data::ReadPreferences(a.train, options));
   if (!a.exclude.empty()) {
@@ -70,9 +75,11 @@ absl::Status RunTrainRm(const TrainRmArgs& a) {
                static_cast<long long>(o.optim.total_steps), static_cast<long long>(o.batch_pairs),
                model->config().DebugString().c_str());
   const int64_t num_pairs = static_cast<int64_t>(pairs.size());
+  o.process_group = group.get();
   RLHF_ASSIGN_OR_RETURN(auto trainer,
                         train::RewardTrainer::Create(model, std::move(pairs), o));
-  auto save = [&](const std::string& dir) { return trainer->Save(dir); };
+  std::function<absl::Status(const std::string&)> save;  // empty on ranks > 0
+  if (main_rank) save = [&](const std::string& dir) { return trainer->Save(dir); };
   std::error_code ec;
   fs::create_directories(a.job.out, ec);
   if (ec) return absl::InternalError(absl::StrCat("cannot create ", a.job.out, ": ", ec.message()));
@@ -95,6 +102,7 @@ absl::Status RunTrainRm(const TrainRmArgs& a) {
   }
   progress.Finish(absl::StrFormat("loss %.4f acc %.3f", ema_loss, ema_acc));
   RLHF_RETURN_IF_ERROR(SaveCheckpointAtomically(a.job.out, save));
+  if (!main_rank) return absl::OkStatus();  // rank 0 writes the outputs
   model::Llama& trained = trainer->model();
   trained->eval();
   RLHF_RETURN_IF_ERROR(checkpoint::SaveHfLlama(trained, a.job.out, torch::kFloat32));

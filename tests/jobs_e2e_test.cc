@@ -1,17 +1,21 @@
 // The training jobs as a user runs them: `rlhf train-rm` and `rlhf sft` on small files, resumed
 // runs ending where uninterrupted ones do, bad records reported by file and line, and a reward
 // model from `rlhf train-rm` served by the reward service (a real process) with the scores that
-// `rlhf eval` computes in process.
+// `rlhf eval` computes in process; both jobs as 2 data-parallel ranks writing what 1 rank writes.
 #include <signal.h>
 
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <random>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "common/grpc/server.h"
+#include "common/process/free_port.h"
 #include "common/process/subprocess.h"
 #include "common/testing/shared_data.h"
 #include "common/tokenizer/tokenizer.h"
@@ -137,6 +141,68 @@ TEST(JobsE2eTest, TrainRmLearnsResumesExactlyAndMatchesTheRewardService) {
   auto code = (*proc)->Wait(absl::Seconds(30));
   ASSERT_TRUE(code.ok());
   EXPECT_EQ(*code, 0) << ReadAll(log);
+}
+
+// Runs `rlhf <args>` as each of `world_size` data-parallel ranks at once (torchrun variables on
+// a loopback port); returns each rank's exit code and stderr.
+std::vector<Result> RunRanks(int world_size, const std::string& args) {
+  const int port = process::FreeLoopbackPort();
+  std::vector<Result> results(world_size);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < world_size; ++r) {
+    threads.emplace_back([&, r] {
+      const std::string err_path = TempPath(absl::StrCat("rank", r, ".err"));
+      const std::string cmd = absl::StrCat(
+          "RANK=", r, " WORLD_SIZE=", world_size, " MASTER_ADDR=127.0.0.1 MASTER_PORT=", port,
+          " ", RLHF_CLI_PATH, " --threads 1 ", args, " 2>", err_path, " >/dev/null");
+      const int status = std::system(cmd.c_str());
+      results[r].exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+      results[r].err = ReadAll(err_path);
+    });
+  }
+  for (auto& t : threads) t.join();
+  return results;
+}
+
+// `rlhf train-rm` and `rlhf sft` as 2 data-parallel ranks (each takes half of every batch, the
+// gradients are all-reduced): rank 0 writes what 1 rank with whole batches writes.
+TEST(JobsE2eTest, TrainRmAndSftOnTwoRanksMatchOneRank) {
+  const std::string data = WritePreferences("prefs_ranks.jsonl", 32, 4);
+  const std::string one = TempPath("rm_one_rank"), two = TempPath("rm_two_ranks");
+  ASSERT_EQ(RunCli(RmArgs(data, one)).exit_code, 0);
+  std::vector<Result> ranks = RunRanks(2, RmArgs(data, two));
+  for (const Result& r : ranks) ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(ranks[1].err.find("train-rm: rank 1 joined (gloo)"), std::string::npos) << ranks[1].err;
+  // The reward trainer's sums are exact in float: the same bytes.
+  EXPECT_EQ(ReadAll(one + "/model.safetensors"), ReadAll(two + "/model.safetensors"));
+
+  const std::string sft_data = TempPath("sft_ranks.jsonl");
+  {
+    std::ofstream out(sft_data);
+    for (int i = 0; i < 48; ++i) {
+      const std::string a = kAnimals[i % 6];
+      out << json{{"prompt", "Where is the " + a + "?"}, {"response", "The " + a + " is home."}}
+                 .dump()
+          << "\n";
+    }
+  }
+  auto sft = [&](const std::string& out) {
+    return absl::StrCat("sft --data ", sft_data, " --tokenizer ", Tok(), " --out ", out,
+                        " --dim 32 --layers 1 --heads 2 --max-seq-len 64 --epochs 2 --batch 8",
+                        " --micro-batch 4 --lr 3e-3 --warmup 2 --eval-fraction 0.2 --seed 2");
+  };
+  const std::string sft_one = TempPath("sft_one_rank"), sft_two = TempPath("sft_two_ranks");
+  ASSERT_EQ(RunCli(sft(sft_one)).exit_code, 0);
+  ranks = RunRanks(2, sft(sft_two));
+  for (const Result& r : ranks) ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json a = json::parse(ReadAll(sft_one + "/training.json"));
+  const json b = json::parse(ReadAll(sft_two + "/training.json"));
+  ASSERT_EQ(a["eval"].size(), b["eval"].size());
+  for (size_t i = 0; i < a["eval"].size(); ++i) {
+    EXPECT_NEAR(a["eval"][i]["eval_loss"].get<double>(), b["eval"][i]["eval_loss"].get<double>(),
+                1e-4)
+        << a.dump() << "\n" << b.dump();
+  }
 }
 
 TEST(JobsE2eTest, BadRecordsAreReportedByLineSkippedOrFatal) {

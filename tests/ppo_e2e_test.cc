@@ -218,15 +218,17 @@ TEST(PpoE2eTest, LocalRunStopsEveryProcessOnSigint) {
   EXPECT_TRUE(fs::exists(dir + "/run/checkpoints/latest")) << output;
 }
 
-// The pid `rlhf local` reported for child `name` in its log ("<name> serving on ... (pid N,").
+// The pid `rlhf local` last reported for child `name` in its log ("<name> serving on ... (pid
+// N,"; the log is appended to by every run in the same directory).
 int ChildPid(const std::string& launcher_log, const std::string& name) {
   std::ifstream in(launcher_log);
+  int pid = -1;
   for (std::string line; std::getline(in, line);) {
     if (line.find("rlhf local: " + name + " ") == std::string::npos) continue;
     const size_t at = line.find("(pid ");
-    if (at != std::string::npos) return std::stoi(line.substr(at + 5));
+    if (at != std::string::npos) pid = std::stoi(line.substr(at + 5));
   }
-  return -1;
+  return pid;
 }
 
 // The run's report (run_dir/report.json): the per-id ledger balances, every batch was consumed
@@ -333,9 +335,35 @@ TEST(PpoE2eTest, LocalRunWithTwoLearnerRanks) {
   EXPECT_NE(rank1.find("joined (gloo)"), std::string::npos) << rank1;
   EXPECT_NE(rank1.find(absl::StrCat("stopped by rank 0 at step ", steps)), std::string::npos)
       << rank1;
-  // Each step's collectives ran: rank 0 reports time in them.
-  auto events = ReadEvents(dir + "/run/steps.jsonl", "step");
-  ASSERT_EQ(events.size(), static_cast<size_t>(steps));
+  ASSERT_EQ(ReadEvents(dir + "/run/steps.jsonl", "step").size(), static_cast<size_t>(steps));
+
+  // Losing a rank: the same run continued to 40 steps, rank 1 SIGKILLed at step 18. The run fails
+  // at once (no hang), and a rerun resumes from the last checkpoint and finishes, its ledger
+  // (across both attempts) exact.
+  config["learner"]["total_steps"] = 40;
+  config["learner"]["checkpoint_every"] = 2;
+  const std::string log = dir + "/launcher.log";
+  const absl::Time start = absl::Now();
+  absl::Time killed = absl::InfiniteFuture();
+  auto [lost_code, lost] = RunLocal(dir, config, [&](const std::string& line, auto&) {
+    if (killed == absl::InfiniteFuture() && line.rfind("step 18/", 0) == 0) {
+      const int pid = ChildPid(log, "learner-rank-1");
+      ASSERT_GT(pid, 0) << launch::TailOfFile(log, 40);
+      ASSERT_EQ(kill(pid, SIGKILL), 0);
+      killed = absl::Now();
+    }
+  });
+  EXPECT_EQ(lost_code, 1) << lost;
+  EXPECT_LT(absl::Now() - killed, absl::Seconds(30)) << "failed within the timeout, not hung";
+  EXPECT_NE(lost.find("learner-rank-1 exited with status 137"), std::string::npos) << lost;
+  EXPECT_LT(absl::Now() - start, absl::Minutes(3));
+  auto [code2, resumed] = RunLocal(dir, config);
+  ASSERT_EQ(code2, 0) << resumed;
+  EXPECT_NE(resumed.find("step 40/40"), std::string::npos) << resumed;
+  EXPECT_NE(launch::TailOfFile(dir + "/run/learner.log", 400).find("resumed from"),
+            std::string::npos);
+  const nlohmann::json report = ExpectReportBalances(dir + "/run", 40);
+  EXPECT_EQ(report["ledger"]["learner_restarts"].get<int>(), 2);
 }
 
 // Sums the samples of metric `name` in a Prometheus text exposition.

@@ -75,11 +75,16 @@ TEST(MetricsTest, ProcessResourceUseIsReadAtEachScrape) {
   EXPECT_GE(Sample(first, "rlhf_process_threads"), 2);  // main + the HTTP thread at least
   const double now = static_cast<double>(std::time(nullptr));
   EXPECT_NEAR(Sample(first, "rlhf_process_start_time_seconds"), now, 3600);
-  // Burn ~0.2 s of CPU; the counter must follow.
+  // Burn 0.2 s of this process's CPU (CPU time, not wall time: on a loaded machine 0.2 s of wall
+  // time may be much less CPU); the counter must follow.
   const double cpu0 = Sample(first, "rlhf_process_cpu_seconds_total");
+  auto process_cpu = [] {
+    timespec ts{};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+  };
   volatile double x = 0;
-  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
-  while (std::chrono::steady_clock::now() < until) x = x + 1;
+  for (const double until = process_cpu() + 0.2; process_cpu() < until;) x = x + 1;
   const double cpu1 = Sample(client.Get("/metrics")->body, "rlhf_process_cpu_seconds_total");
   EXPECT_GE(cpu1 - cpu0, 0.1);
   // A second server on the same registry shares the series instead of adding CPU twice.

@@ -45,8 +45,9 @@ class PushReactor final : public ::grpc::ServerBidiReactor<rlhf::v1::Trajectory,
       parked_lease_ = lease_id;
       parked_prompt_ = prompt_index;
     }
+    // The ledger metrics are synced by the learner's loop (every PopBatch wait, and after each
+    // step), not here: per trajectory it took two more locks shared by every stream.
     auto offered = service_->queue().Offer(std::move(incoming_), version, this);
-    service_->metrics().SyncLedger(service_->queue().Ledger());
     absl::MutexLock lock(&mu_);
     if (!offered.ok()) {  // the run is over
       reads_done_ = true;
@@ -231,7 +232,9 @@ class WatchReactor final : public ::grpc::ServerWriteReactor<rlhf::v1::PolicyVer
 template <typename Response>
 class ErrorWriter final : public ::grpc::ServerWriteReactor<Response> {
  public:
-  explicit ErrorWriter(const absl::Status& status) { this->Finish(grpc_util::ToGrpcStatus(status)); }
+  explicit ErrorWriter(const absl::Status& status) {
+    this->Finish(grpc_util::ToGrpcStatus(status));
+  }
   void OnDone() override { delete this; }
 };
 
@@ -290,7 +293,7 @@ void LearnerService::ServeWaitingLeases() {
       const WaitingLease& w = waiting_.front();
       const bool room = in_flight + w.request->max_prompts() <= options_.max_prompts_in_flight;
       if (closed_ || !room) {
-        if (!closed_ && now < w.deadline) break;  // FIFO: later ones wait behind it
+        if (!closed_ && now < w.deadline) break;      // FIFO: later ones wait behind it
         answers.emplace_back(w.reactor, Status::OK);  // empty: ask again (or the run is ending)
       } else {
         // Leased under the lock, so the next one's count includes these prompts.
@@ -312,7 +315,7 @@ void LearnerService::Close() {
 }
 
 Status LearnerService::FillLease(const rlhf::v1::LeasePromptsRequest& request,
-                                rlhf::v1::PromptLease* response) {
+                                 rlhf::v1::PromptLease* response) {
   auto lease = pool_->Lease(request.worker_id(), request.max_prompts());
   if (!lease.ok()) {
     // A closed pool means the run is finishing: an empty lease tells the worker to wait.
@@ -332,9 +335,9 @@ Status LearnerService::FillLease(const rlhf::v1::LeasePromptsRequest& request,
   return Status::OK;
 }
 
-::grpc::ServerUnaryReactor* LearnerService::ReturnLease(
-    ::grpc::CallbackServerContext* context, const rlhf::v1::ReturnLeaseRequest* request,
-    rlhf::v1::ReturnLeaseResponse* response) {
+::grpc::ServerUnaryReactor* LearnerService::ReturnLease(::grpc::CallbackServerContext* context,
+                                                        const rlhf::v1::ReturnLeaseRequest* request,
+                                                        rlhf::v1::ReturnLeaseResponse* response) {
   auto* reactor = context->DefaultReactor();
   auto returned = pool_->Return(request->lease_id());
   if (!returned.ok()) {

@@ -88,7 +88,7 @@ absl::StatusOr<std::unique_ptr<TrajectoryJournal>> TrajectoryJournal::Open(
   absl::StatusOr<size_t> whole =
       ForEachRecord(*data, path, [](char, absl::string_view, size_t) { return absl::OkStatus(); });
   if (!whole.ok()) return whole.status();
-  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd < 0) {
     return absl::InternalError(absl::StrCat("cannot open ", path, ": ", std::strerror(errno)));
   }
@@ -97,21 +97,29 @@ absl::StatusOr<std::unique_ptr<TrajectoryJournal>> TrajectoryJournal::Open(
     return absl::InternalError(
         absl::StrCat("cannot cut the torn tail of ", path, ": ", std::strerror(errno)));
   }
-  if (lseek(fd, 0, SEEK_END) < 0) {
-    close(fd);
-    return absl::InternalError(absl::StrCat("cannot seek ", path, ": ", std::strerror(errno)));
-  }
   return std::unique_ptr<TrajectoryJournal>(new TrajectoryJournal(path, fd));
 }
 
 TrajectoryJournal::~TrajectoryJournal() { close(fd_); }
 
-absl::Status TrajectoryJournal::Append(Kind kind, const std::string& payload) {
+namespace {
+
+std::string Record(TrajectoryJournal::Kind kind, const std::string& payload) {
   std::string record;
   record.reserve(kHeader + payload.size());
   PutU32(&record, static_cast<uint32_t>(payload.size()));
   record.push_back(static_cast<char>(kind));
   record += payload;
+  return record;
+}
+
+}  // namespace
+
+absl::Status TrajectoryJournal::Append(Kind kind, const std::string& payload) {
+  return Write(Record(kind, payload));
+}
+
+absl::Status TrajectoryJournal::Write(const std::string& record) {
   absl::MutexLock lock(&mu_);
   size_t done = 0;
   while (done < record.size()) {
@@ -126,10 +134,14 @@ absl::Status TrajectoryJournal::Append(Kind kind, const std::string& payload) {
   return absl::OkStatus();
 }
 
-absl::Status TrajectoryJournal::Accepted(const rlhf::v1::Trajectory& t) {
+std::string TrajectoryJournal::AcceptedRecord(const rlhf::v1::Trajectory& t) {
   std::string payload;
-  if (!t.SerializeToString(&payload)) return absl::InternalError("cannot serialize a trajectory");
-  return Append(kAccepted, payload);
+  t.SerializeToString(&payload);  // cannot fail for a message without required fields
+  return Record(kAccepted, payload);
+}
+
+absl::Status TrajectoryJournal::Accepted(const rlhf::v1::Trajectory& t) {
+  return Write(AcceptedRecord(t));
 }
 
 absl::Status TrajectoryJournal::Judged(Kind kind, const std::string& id) {

@@ -4,6 +4,7 @@
 // the run ledger against workers' generated logs.
 #include "services/learner/trajectory_journal.h"
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -193,6 +194,36 @@ TEST(TrajectoryJournalTest, ATornTailIsCutOffAndCorruptionIsAnError) {
   auto missing = ReadJournal(TempPath("missing"));
   ASSERT_TRUE(missing.ok());
   EXPECT_TRUE(missing->ids.empty());
+}
+
+TEST(TrajectoryJournalTest, RecordsSurviveAKilledProcessAndAppendingGoesOn) {
+  const std::string path = TempPath("killed");
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {  // writes two records and dies without closing anything
+    auto j = TrajectoryJournal::Open(path);
+    if (!j.ok() || !(*j)->Accepted(MakeTrajectory("a")).ok() ||
+        !(*j)->Judged(TrajectoryJournal::kDuplicate, "a").ok()) {
+      _exit(1);
+    }
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  auto state = ReadJournal(path);
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_EQ(state->ids.size(), 1u);
+  EXPECT_EQ(state->duplicates, 1);
+  {
+    auto j = TrajectoryJournal::Open(path);
+    ASSERT_TRUE(j.ok()) << j.status();
+    ASSERT_TRUE((*j)->Accepted(MakeTrajectory("b")).ok());
+  }
+  std::vector<Trajectory> queued;
+  state = ReadJournal(path, &queued);
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_EQ(Ids(queued), (std::vector<std::string>{"a", "b"}));
 }
 
 TEST(RunLedgerTest, EveryGeneratedTrajectoryHasOneFate) {

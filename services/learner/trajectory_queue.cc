@@ -113,9 +113,13 @@ bool TrajectoryQueue::IsStale(const Trajectory& t, int64_t current_version) cons
 absl::StatusOr<TrajectoryQueue::OfferResult> TrajectoryQueue::Offer(Trajectory t,
                                                                     int64_t current_version,
                                                                     Waiter* waiter) {
-  // Validation reads only `t`: done before taking the lock.
+  // Validation reads only `t`: done before taking the lock, as is the journal record of a
+  // trajectory that may be accepted (so that the lock covers only the append).
   const absl::Status valid = ValidateTrajectory(t, options_.vocab_size, options_.max_seq_len);
   const bool stale = IsStale(t, current_version);
+  const std::string accepted_record = options_.journal != nullptr && valid.ok() && !stale
+                                          ? TrajectoryJournal::AcceptedRecord(t)
+                                          : std::string();
   OfferResult result;
   absl::MutexLock lock(&mu_);
   if (closed_) return absl::UnavailableError("trajectory queue closed: the learner is stopping");
@@ -141,7 +145,7 @@ absl::StatusOr<TrajectoryQueue::OfferResult> TrajectoryQueue::Offer(Trajectory t
   if (journal != nullptr && !id.empty()) {
     absl::Status journaled = !valid.ok() ? journal->Judged(TrajectoryJournal::kInvalid, id)
                              : stale     ? journal->Judged(TrajectoryJournal::kStaleOnArrival, id)
-                             : room      ? journal->Accepted(t)
+                             : room      ? journal->Write(accepted_record)
                                          : absl::OkStatus();  // parked: journaled when admitted
     RLHF_RETURN_IF_ERROR(Unavailable(journaled));
   }
