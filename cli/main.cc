@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
+#include "cli/cai_command.h"
 #include "cli/check_config_command.h"
 #include "cli/eval_command.h"
 #include "cli/generate_command.h"
@@ -28,6 +29,10 @@ int main(int argc, char** argv) {
   CLI::App* train_rm_cmd = rlhf::cli::AddTrainRmCommand(app, train_rm);
   rlhf::cli::EvalArgs eval;
   CLI::App* eval_cmd = rlhf::cli::AddEvalCommand(app, eval);
+  rlhf::cli::CaiReviseArgs cai_revise;
+  CLI::App* cai_revise_cmd = rlhf::cli::AddCaiReviseCommand(app, cai_revise);
+  rlhf::cli::CaiLabelArgs cai_label;
+  CLI::App* cai_label_cmd = rlhf::cli::AddCaiLabelCommand(app, cai_label);
   rlhf::cli::CheckConfigArgs check_config;
   CLI::App* check_config_cmd = rlhf::cli::AddCheckConfigCommand(app, check_config);
   try {
@@ -46,6 +51,8 @@ int main(int argc, char** argv) {
   if (train_rm_cmd->parsed()) status = rlhf::cli::RunTrainRm(train_rm);
   if (eval_cmd->parsed()) status = rlhf::cli::RunEval(eval);
   if (check_config_cmd->parsed()) status = rlhf::cli::RunCheckConfig(check_config);
+  if (cai_revise_cmd->parsed()) status = rlhf::cli::RunCaiRevise(cai_revise);
+  if (cai_label_cmd->parsed()) status = rlhf::cli::RunCaiLabel(cai_label);
   if (!status.ok()) {
     std::fprintf(stderr, "rlhf: error: %s\n", status.ToString().c_str());
     return 1;
