@@ -425,6 +425,11 @@ absl::Status Learner::WriteCheckpoint() {
   if (ec) return absl::InternalError(absl::StrCat("cannot rename ", tmp, ": ", ec.message()));
   RLHF_RETURN_IF_ERROR(WriteFileAtomically(config_.checkpoint_dir() + "/latest", name + "\n"));
   LOG(INFO) << "checkpoint " << dir;
+  if (journal_ != nullptr) {  // what this checkpoint covers needs only its ids from now on
+    RLHF_ASSIGN_OR_RETURN(TrajectoryJournal::CompactStats c, journal_->Compact());
+    LOG(INFO) << "journal compacted: " << c.bytes_before << " -> " << c.bytes_after << " bytes ("
+              << c.kept_whole << " queued trajectories kept whole)";
+  }
   return absl::OkStatus();
 }
 

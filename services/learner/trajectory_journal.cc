@@ -6,7 +6,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <functional>
 #include <utility>
 
@@ -31,7 +33,7 @@ uint64_t GetLE(const char* p, int bytes) {
   return v;
 }
 
-bool KnownKind(char k) { return std::strchr("ADISPXCR", k) != nullptr && k != '\0'; }
+bool KnownKind(char k) { return std::strchr("ADISPXCRaU", k) != nullptr && k != '\0'; }
 
 absl::StatusOr<std::string> ReadAll(const std::string& path, bool* exists) {
   const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -100,7 +102,10 @@ absl::StatusOr<std::unique_ptr<TrajectoryJournal>> TrajectoryJournal::Open(
   return std::unique_ptr<TrajectoryJournal>(new TrajectoryJournal(path, fd));
 }
 
-TrajectoryJournal::~TrajectoryJournal() { close(fd_); }
+TrajectoryJournal::~TrajectoryJournal() {
+  absl::MutexLock lock(&mu_);
+  close(fd_);
+}
 
 namespace {
 
@@ -165,6 +170,93 @@ absl::Status TrajectoryJournal::Resumed(int64_t step) {
   return Append(kResumed, payload);
 }
 
+absl::StatusOr<TrajectoryJournal::CompactStats> TrajectoryJournal::Compact() {
+  absl::MutexLock lock(&mu_);  // no record is appended meanwhile
+  CompactStats stats;
+  bool exists = false;
+  absl::StatusOr<std::string> data = ReadAll(path_, &exists);
+  if (!data.ok()) return data.status();
+  stats.bytes_before = static_cast<int64_t>(data->size());
+  absl::StatusOr<JournalState> state = ReadJournal(path_);
+  if (!state.ok()) return state.status();
+  using Fate = JournalState::Fate;
+  std::vector<std::pair<const std::string*, const JournalState::Entry*>> accepted;
+  std::map<int64_t, std::vector<const std::string*>> consumed_by_step;
+  std::string out;
+  std::string summary;
+  PutU64(&summary, static_cast<uint64_t>(state->duplicates));
+  PutU64(&summary, static_cast<uint64_t>(state->resumes));
+  PutU64(&summary, static_cast<uint64_t>(state->last_step));
+  out += Record(kSummary, summary);
+  for (const auto& [id, e] : state->ids) {
+    if (e.accepted_order >= 0) accepted.emplace_back(&id, &e);
+  }
+  std::sort(accepted.begin(), accepted.end(), [](const auto& a, const auto& b) {
+    return a.second->accepted_order < b.second->accepted_order;
+  });
+  for (const auto& [id, e] : accepted) {
+    if (e->fate == Fate::kQueued) {
+      if (e->offset < 0) {
+        return absl::InternalError(absl::StrCat(path_, ": trajectory ", *id,
+                                                " is queued again but its contents were dropped"));
+      }
+      // Still to be trained on: kept whole (the record copied as it is).
+      const size_t at = static_cast<size_t>(e->offset);
+      out.append(*data, at, kHeader + static_cast<size_t>(GetLE(data->data() + at, 4)));
+      ++stats.kept_whole;
+    } else {
+      out += Record(kAcceptedCompacted, *id);
+      if (e->fate == Fate::kConsumed) consumed_by_step[e->consumed_at_step].push_back(id);
+    }
+  }
+  for (const auto& [step, ids] : consumed_by_step) {
+    std::string payload;
+    PutU64(&payload, static_cast<uint64_t>(step));
+    for (const std::string* id : ids) {
+      PutU32(&payload, static_cast<uint32_t>(id->size()));
+      payload += *id;
+    }
+    out += Record(kConsumed, payload);
+  }
+  for (const auto& [id, e] : state->ids) {
+    switch (e.fate) {
+      case Fate::kStaleAtPop:
+        out += Record(kStaleAtPop, id);
+        break;
+      case Fate::kStaleOnArrival:
+        out += Record(kStaleOnArrival, id);
+        break;
+      case Fate::kInvalid:
+        out += Record(kInvalid, id);
+        break;
+      case Fate::kCancelled:
+        out += Record(kCancelled, id);
+        break;
+      case Fate::kQueued:
+      case Fate::kConsumed:
+        break;
+    }
+  }
+  // Written aside and renamed over the journal: a crash leaves the old one or the new one.
+  const std::string tmp = path_ + ".compact";
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    f.write(out.data(), static_cast<std::streamsize>(out.size()));
+    if (!f.good()) return absl::InternalError(absl::StrCat("cannot write ", tmp));
+  }
+  if (std::rename(tmp.c_str(), path_.c_str()) != 0) {
+    return absl::InternalError(absl::StrCat("cannot rename ", tmp, ": ", std::strerror(errno)));
+  }
+  const int fd = open(path_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  if (fd < 0) {
+    return absl::InternalError(absl::StrCat("cannot reopen ", path_, ": ", std::strerror(errno)));
+  }
+  close(fd_);
+  fd_ = fd;
+  stats.bytes_after = static_cast<int64_t>(out.size());
+  return stats;
+}
+
 int64_t JournalState::Count(Fate fate) const {
   int64_t n = 0;
   for (const auto& [id, e] : ids) n += e.fate == fate ? 1 : 0;
@@ -194,6 +286,21 @@ absl::StatusOr<JournalState> ReadJournal(const std::string& path,
             e.fate = Fate::kQueued;
             e.accepted_order = accepted++;
             e.offset = static_cast<int64_t>(offset);
+            return absl::OkStatus();
+          }
+          case TrajectoryJournal::kAcceptedCompacted: {
+            JournalState::Entry& e = state.ids[std::string(payload)];
+            e.fate = Fate::kQueued;
+            e.accepted_order = accepted++;
+            e.offset = -1;  // its contents were dropped: it was consumed or dropped already
+            return absl::OkStatus();
+          }
+          case TrajectoryJournal::kSummary: {
+            if (payload.size() != 24) return corrupt(offset);
+            state.duplicates += static_cast<int64_t>(GetLE(payload.data(), 8));
+            state.resumes += static_cast<int64_t>(GetLE(payload.data() + 8, 8));
+            state.last_step =
+                std::max(state.last_step, static_cast<int64_t>(GetLE(payload.data() + 16, 8)));
             return absl::OkStatus();
           }
           case TrajectoryJournal::kDuplicate:

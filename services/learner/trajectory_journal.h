@@ -13,6 +13,8 @@
 //   'C' consumed: u64 step, then the batch's ids, each as u32 length + bytes
 //   'R' resumed from the checkpoint of step s (u64): the 'C' records of steps > s before it
 //       are void (that work was lost; their trajectories are queued again)
+//   'a' accepted, contents dropped by Compact() (it was consumed or dropped): the id
+//   'U' Compact()'s summary: u64 duplicates, u64 resumes, u64 last step
 // Written with plain write(2) calls (one per record, O_APPEND): a record survives the process
 // being killed (not the machine losing power: there is no fsync). A torn last record is cut off
 // when the journal is opened again. (A shared mapping instead of write(2) was measured slower
@@ -51,6 +53,8 @@ class TrajectoryJournal {
     kCancelled = 'X',
     kConsumed = 'C',
     kResumed = 'R',
+    kAcceptedCompacted = 'a',
+    kSummary = 'U',
   };
 
   // Opens (creating) the journal at `path` for appending, after cutting off a torn last record.
@@ -73,6 +77,17 @@ class TrajectoryJournal {
   // The learner resumed from the checkpoint of `step` (0 = a fresh start).
   absl::Status Resumed(int64_t step) ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Rewrites the journal without the contents of the trajectories that are no longer needed
+  // (consumed or dropped): they keep an id record, so every id keeps its fate and the counts
+  // stay; queued ones are kept whole, in order. Called after each checkpoint (no step in
+  // progress), so the journal grows by ids, not by trajectories. Appends wait meanwhile.
+  struct CompactStats {
+    int64_t bytes_before = 0;
+    int64_t bytes_after = 0;
+    int64_t kept_whole = 0;  // queued trajectories
+  };
+  absl::StatusOr<CompactStats> Compact() ABSL_LOCKS_EXCLUDED(mu_);
+
   const std::string& path() const { return path_; }
 
  private:
@@ -80,8 +95,8 @@ class TrajectoryJournal {
   absl::Status Append(Kind kind, const std::string& payload) ABSL_LOCKS_EXCLUDED(mu_);
 
   const std::string path_;
-  const int fd_;
   absl::Mutex mu_;  // one record at a time
+  int fd_ ABSL_GUARDED_BY(mu_);
 };
 
 // What a journal says about every trajectory id it has seen.

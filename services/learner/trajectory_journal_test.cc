@@ -226,6 +226,49 @@ TEST(TrajectoryJournalTest, RecordsSurviveAKilledProcessAndAppendingGoesOn) {
   EXPECT_EQ(Ids(queued), (std::vector<std::string>{"a", "b"}));
 }
 
+TEST(TrajectoryJournalTest, CompactionKeepsEveryFateAndTheQueuedTrajectories) {
+  const std::string path = TempPath("compact");
+  QueueWithJournal f(path);
+  ASSERT_TRUE(f.journal->Resumed(0).ok());
+  for (int i = 0; i < 6; ++i) {
+    ASSERT_TRUE(f.queue->Offer(MakeTrajectory(absl::StrCat("t", i)), 0, nullptr).ok());
+  }
+  ASSERT_TRUE(f.queue->Offer(MakeTrajectory("t0"), 0, nullptr).ok());           // duplicate
+  ASSERT_TRUE(f.queue->Offer(MakeTrajectory("bad", 0, 999), 0, nullptr).ok());  // invalid
+  ASSERT_TRUE(f.queue->Offer(MakeTrajectory("old"), 5, nullptr).ok());          // stale
+  ASSERT_TRUE(f.journal->Consumed(1, f.queue->PopBatch(2, 0, absl::ZeroDuration())).ok());
+  ASSERT_TRUE(f.journal->Consumed(2, f.queue->PopBatch(2, 0, absl::ZeroDuration())).ok());
+  std::vector<Trajectory> queued_before;
+  auto before = ReadJournal(path, &queued_before);
+  ASSERT_TRUE(before.ok());
+
+  auto stats = f.journal->Compact();
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_LT(stats->bytes_after, stats->bytes_before);
+  EXPECT_EQ(stats->kept_whole, 2);
+  std::vector<Trajectory> queued_after;
+  auto after = ReadJournal(path, &queued_after);
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(Ids(queued_after), Ids(queued_before));
+  EXPECT_EQ(Ids(queued_after), (std::vector<std::string>{"t4", "t5"}));
+  ASSERT_EQ(after->ids.size(), before->ids.size());
+  for (const auto& [id, e] : before->ids) {
+    EXPECT_EQ(after->ids.at(id).fate, e.fate) << id;
+    EXPECT_EQ(after->ids.at(id).consumed_at_step, e.consumed_at_step) << id;
+  }
+  EXPECT_EQ(after->duplicates, 1);
+  EXPECT_EQ(after->resumes, 1);
+  EXPECT_EQ(after->last_step, 2);
+  // Appending goes on in the compacted file, and a later resume still works.
+  ASSERT_TRUE(f.journal->Consumed(3, f.queue->PopBatch(2, 0, absl::ZeroDuration())).ok());
+  ASSERT_TRUE(f.journal->Resumed(2).ok());
+  queued_after.clear();
+  after = ReadJournal(path, &queued_after);
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(Ids(queued_after), (std::vector<std::string>{"t4", "t5"}));
+  EXPECT_EQ(after->resumes, 2);
+}
+
 TEST(RunLedgerTest, EveryGeneratedTrajectoryHasOneFate) {
   const std::string path = TempPath("ledger");
   const std::string log0 = TempPath("w0.generated");
