@@ -122,13 +122,8 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(const rlhf::v1::Learner
       return absl::InvalidArgumentError(absl::StrCat("learner config: '", name, "' is required"));
     }
   }
-  RLHF_ASSIGN_OR_RETURN(model::Llama policy, checkpoint::LoadModel(config.policy()));
-  model::Llama critic{nullptr};
-  if (config.critic().empty()) {
-    RLHF_ASSIGN_OR_RETURN(critic, PpoTrainer::CriticFromPolicy(policy));
-  } else {
-    RLHF_ASSIGN_OR_RETURN(critic, checkpoint::LoadModel(config.critic()));
-  }
+  RLHF_ASSIGN_OR_RETURN(auto models, LoadLearnerModels(config));
+  auto& [policy, critic] = models;
   RLHF_ASSIGN_OR_RETURN(auto tok, tokenizer::LoadTokenizer(config.tokenizer()));
   if (tok->vocab_size() > policy->config().vocab_size) {
     return absl::InvalidArgumentError(absl::StrCat("tokenizer has ", tok->vocab_size(),

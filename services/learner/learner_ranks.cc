@@ -43,6 +43,15 @@ absl::StatusOr<std::unique_ptr<LearnerFollower>> LearnerFollower::Create(
   if (group == nullptr || group->is_main()) {
     return absl::InvalidArgumentError("a learner follower needs a group in which it is not rank 0");
   }
+  RLHF_ASSIGN_OR_RETURN(auto models, LoadLearnerModels(config));
+  RLHF_ASSIGN_OR_RETURN(auto trainer,
+                        PpoTrainer::Create(std::move(models.first), std::move(models.second),
+                                           LearnerTrainerOptions(config, group)));
+  return Create(std::move(trainer));
+}
+
+absl::StatusOr<std::pair<model::Llama, model::Llama>> LoadLearnerModels(
+    const rlhf::v1::LearnerConfig& config) {
   RLHF_ASSIGN_OR_RETURN(model::Llama policy, checkpoint::LoadModel(config.policy()));
   model::Llama critic{nullptr};
   if (config.critic().empty()) {
@@ -50,9 +59,7 @@ absl::StatusOr<std::unique_ptr<LearnerFollower>> LearnerFollower::Create(
   } else {
     RLHF_ASSIGN_OR_RETURN(critic, checkpoint::LoadModel(config.critic()));
   }
-  RLHF_ASSIGN_OR_RETURN(auto trainer, PpoTrainer::Create(std::move(policy), std::move(critic),
-                                                         LearnerTrainerOptions(config, group)));
-  return Create(std::move(trainer));
+  return std::make_pair(std::move(policy), std::move(critic));
 }
 
 absl::StatusOr<std::unique_ptr<LearnerFollower>> LearnerFollower::Create(

@@ -19,6 +19,7 @@
 
 #include <functional>
 #include <memory>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -40,6 +41,11 @@ absl::StatusOr<rlhf::v1::LearnerRankMessage> ReceiveFromRank0(dist::ProcessGroup
 // on `group` (nullptr = one process). Every rank builds its trainer from these.
 PpoTrainerOptions LearnerTrainerOptions(const rlhf::v1::LearnerConfig& config,
                                         dist::ProcessGroup* group);
+
+// The policy named in `config` and its critic (config.critic, or the policy's trunk with a zero
+// value head): what every rank's trainer starts from.
+absl::StatusOr<std::pair<model::Llama, model::Llama>> LoadLearnerModels(
+    const rlhf::v1::LearnerConfig& config);
 
 // A learner rank > 0. Thread-compatible: Run on one thread.
 class LearnerFollower {
