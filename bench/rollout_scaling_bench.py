@@ -48,7 +48,7 @@ R tokens_per_s values. A progress line per run goes to stderr.
 Usage (from anywhere; runs `rlhf local` from the repository root, where the config's relative
 paths resolve):
   /usr/bin/python3 bench/rollout_scaling_bench.py [--workers 1,2,4] [--modes sync,async]
-      [--steps 30] [--repeat 1] [--keep-runs] [--rlhf build/release/cli/rlhf]
+      [--steps 60] [--repeat 1] [--keep-runs] [--rlhf build/release/cli/rlhf]
       [--config configs/local_stories260k.yaml]
 Exit status 1 if a run fails (its last 30 output lines go to stderr).
 """
@@ -219,7 +219,7 @@ def main():
                    help="rollout worker counts, comma-separated (default 1,2,4)")
     p.add_argument("--modes", type=mode_list, default=["sync", "async"],
                    help="sync (max_policy_lag=0) and/or async (max_policy_lag=1)")
-    p.add_argument("--steps", type=int, default=30, help="PPO steps per run (default 30)")
+    p.add_argument("--steps", type=int, default=60, help="PPO steps per run (default 60)")
     p.add_argument("--repeat", type=int, default=1,
                    help="runs per configuration; the median run is reported (default 1)")
     p.add_argument("--keep-runs", action="store_true", help="keep the run directories")
