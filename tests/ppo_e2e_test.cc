@@ -254,8 +254,9 @@ nlohmann::json ExpectReportBalances(const std::string& run_dir, int steps) {
   return report;
 }
 
-// Chaos: 3 workers; every ~2.5 s a random live worker is SIGKILLed (and replaced by the
-// launcher); one worker is added (SIGUSR1) and one removed gracefully (SIGUSR2). The run reaches
+// Chaos: 3 workers; every 7 steps (and at least 1 s apart: every few seconds here) a random live
+// worker is SIGKILLed (and replaced by the launcher); one worker is added (SIGUSR1) and one
+// removed gracefully (SIGUSR2). The run reaches
 // its step count, and its ledger balances per trajectory id.
 TEST(PpoE2eTest, ChaosRunWithKilledAddedAndRemovedWorkersKeepsAnExactLedger) {
   const std::string dir = TempDir("chaos");
@@ -279,7 +280,8 @@ TEST(PpoE2eTest, ChaosRunWithKilledAddedAndRemovedWorkersKeepsAnExactLedger) {
   int kills = 0;
   bool added = false, removed = false;
   int step = 0;
-  absl::Time last_kill = absl::Now();
+  int next_kill_step = 6;
+  absl::Time last_kill = absl::InfinitePast();
   auto [code, output] = RunLocal(dir, config, [&](const std::string& line, auto& launcher) {
     if (auto n = name_after(line, "rlhf local: added "); !n.empty()) live.push_back(n);
     if (auto n = name_after(line, "replaced by "); !n.empty()) live.push_back(n);
@@ -295,7 +297,9 @@ TEST(PpoE2eTest, ChaosRunWithKilledAddedAndRemovedWorkersKeepsAnExactLedger) {
     } else if (kills == 2 && !removed) {
       launcher.Signal(SIGUSR2);
       removed = true;  // a second SIGUSR2 would remove another one
-    } else if (absl::Now() - last_kill > absl::Milliseconds(2500) && !live.empty()) {
+    } else if (step >= next_kill_step && absl::Now() - last_kill > absl::Seconds(1) &&
+               !live.empty()) {
+      next_kill_step = step + 7;
       const std::string victim = live[rng() % live.size()];
       const int pid = ChildPid(log, victim);
       if (pid > 0 && kill(pid, SIGKILL) == 0) {
