@@ -17,32 +17,12 @@
 #include "common/status/status_macros.h"
 #include "common/tokenizer/tokenizer.h"
 #include "rlhf/v1/services.grpc.pb.h"
+#include "services/learner/prompt_pool.h"
 
 namespace rlhf::cli {
 namespace {
 
 using nlohmann::json;
-
-// One JSON object per non-empty line; errors name the file and line.
-absl::StatusOr<std::vector<json>> ReadJsonl(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
-  std::vector<json> out;
-  int line_no = 0;
-  for (std::string line; std::getline(in, line);) {
-    ++line_no;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (j.is_discarded() || !j.is_object() || !j.contains("prompt") || !j["prompt"].is_string() ||
-        j["prompt"].get<std::string>().empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(path, ":", line_no, ": expected a JSON object with a non-empty \"prompt\""));
-    }
-    out.push_back(std::move(j));
-  }
-  if (out.empty()) return absl::InvalidArgumentError(absl::StrCat(path, ": no prompts"));
-  return out;
-}
 
 // The rollout service's Generate, in batches: the first turn of each completion.
 class Generator {
@@ -140,13 +120,13 @@ CLI::App* AddCaiReviseCommand(CLI::App& app, CaiReviseArgs& a) {
 }
 
 absl::Status RunCaiRevise(const CaiReviseArgs& a) {
-  RLHF_ASSIGN_OR_RETURN(std::vector<json> records, ReadJsonl(a.prompts));
+  RLHF_ASSIGN_OR_RETURN(std::vector<std::string> prompts, learner::ReadPromptsJsonl(a.prompts));
   RLHF_ASSIGN_OR_RETURN(std::vector<cai::Principle> constitution,
                         cai::LoadConstitution(a.constitution));
   RLHF_ASSIGN_OR_RETURN(std::string few_shot, cai::LoadFewShotPrefix(a.few_shot));
   std::vector<json> helpful;
   if (!a.helpful.empty()) {
-    RLHF_ASSIGN_OR_RETURN(helpful, ReadJsonl(a.helpful));
+    RLHF_ASSIGN_OR_RETURN(helpful, learner::ReadPromptRecordsJsonl(a.helpful));
     for (size_t i = 0; i < helpful.size(); ++i) {
       if (!helpful[i].contains("response") || !helpful[i]["response"].is_string()) {
         return absl::InvalidArgumentError(
@@ -154,13 +134,13 @@ absl::Status RunCaiRevise(const CaiReviseArgs& a) {
       }
     }
   }
-  const size_t n = records.size();
+  const size_t n = prompts.size();
   std::fprintf(stderr, "cai-revise: %zu prompts, %lld round(s), %zu principles\n", n,
                static_cast<long long>(a.rounds), constitution.size());
   std::mt19937_64 rng(a.gen.seed);
   Generator gen(a.gen);
   std::vector<std::string> conversations(n);
-  for (size_t i = 0; i < n; ++i) conversations[i] = cai::Conversation(records[i]["prompt"]);
+  for (size_t i = 0; i < n; ++i) conversations[i] = cai::Conversation(prompts[i]);
   RLHF_ASSIGN_OR_RETURN(std::vector<std::string> responses, gen.Complete(conversations, 0));
   std::vector<json> out(n);
   for (size_t i = 0; i < n; ++i) {
@@ -319,7 +299,7 @@ class OptionScorer {
 }  // namespace
 
 absl::Status RunCaiLabel(const CaiLabelArgs& a) {
-  RLHF_ASSIGN_OR_RETURN(std::vector<json> records, ReadJsonl(a.prompts));
+  RLHF_ASSIGN_OR_RETURN(std::vector<json> records, learner::ReadPromptRecordsJsonl(a.prompts));
   RLHF_ASSIGN_OR_RETURN(std::vector<cai::FeedbackPrinciple> principles,
                         cai::LoadFeedbackPrinciples(a.principles));
   RLHF_ASSIGN_OR_RETURN(std::string few_shot, cai::LoadFewShotPrefix(a.few_shot));

@@ -10,9 +10,9 @@
 
 #include "common/testing/dist_ranks.h"
 #include "common/testing/tiny_llama.h"
-#include "common/train/reward_test_util.h"
 #include "common/train/reward_trainer.h"
 #include "common/train/sft_trainer.h"
+#include "common/train/train_test_util.h"
 #include "gtest/gtest.h"
 
 namespace rlhf::train {
@@ -20,6 +20,7 @@ namespace {
 
 using ::rlhf::testing::FreeLoopbackPort;
 using ::rlhf::testing::RunRanks;
+using ::rlhf::train::testing::SyntheticExamples;
 using ::rlhf::train::testing::SyntheticPairs;
 using ::rlhf::train::testing::TinyRewardConfig;
 
@@ -68,7 +69,8 @@ TEST(DataParallelTest, TwoRewardRanksMatchOneProcess) {
 
   // Rank 1 starts from other weights: Create must give it rank 0's.
   std::vector<model::Llama> models;
-  for (uint64_t seed : {5, 6}) models.push_back(*model::CreateRandomLlama(TinyRewardConfig(), seed));
+  for (uint64_t seed : {5, 6})
+    models.push_back(*model::CreateRandomLlama(TinyRewardConfig(), seed));
   const std::string dir = ::testing::TempDir() + "/dp_reward";
   std::filesystem::remove_all(dir);
   const int port = FreeLoopbackPort();
@@ -114,7 +116,8 @@ TEST(DataParallelTest, RanksWithDifferentOrBadInputsAllFail) {
   auto bad = pairs;
   bad[2].rejected.push_back(99);  // outside the vocabulary
   std::vector<model::Llama> models;
-  for (int r = 0; r < kWorld; ++r) models.push_back(*model::CreateRandomLlama(TinyRewardConfig(), 1));
+  for (int r = 0; r < kWorld; ++r)
+    models.push_back(*model::CreateRandomLlama(TinyRewardConfig(), 1));
   const int port = FreeLoopbackPort();
   RunRanks(kWorld, [&](int rank) {
     auto group = JoinGroup(port, rank);
@@ -134,30 +137,6 @@ TEST(DataParallelTest, RanksWithDifferentOrBadInputsAllFail) {
   });
 }
 
-// As sft_trainer_test: a prompt, a separator, then the prompt with every token + 1 (trained).
-std::vector<TokenizedExample> Examples(int n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::vector<TokenizedExample> out(n);
-  for (auto& e : out) {
-    const int len = 3 + static_cast<int>(rng() % 8);
-    std::vector<int64_t> prompt;
-    for (int i = 0; i < len; ++i) prompt.push_back(5 + static_cast<int64_t>(rng() % 30));
-    e.tokens = {1};
-    e.train = {0};
-    for (int64_t t : prompt) {
-      e.tokens.push_back(t);
-      e.train.push_back(0);
-    }
-    e.tokens.push_back(3);
-    e.train.push_back(0);
-    for (int64_t t : prompt) {
-      e.tokens.push_back(t + 1);
-      e.train.push_back(1);
-    }
-  }
-  return out;
-}
-
 SftTrainerOptions SftOptions() {
   SftTrainerOptions o;
   o.optim.learning_rate = 3e-3;
@@ -174,8 +153,8 @@ TEST(DataParallelTest, TwoSftRanksMatchOneProcess) {
   constexpr int kSteps = 5;
   // 3 batches per epoch, the last of 5 sequences: split 2 / 3 between the ranks, with different
   // token counts, so the global token normalisation matters.
-  const auto examples = Examples(37, 3);
-  const auto held_out = Examples(11, 4);
+  const auto examples = SyntheticExamples(37, 3);
+  const auto held_out = SyntheticExamples(11, 4);
   auto single_model = model::CreateRandomLlama(::rlhf::testing::TinyLlamaConfig(), 5);
   auto single = SftTrainer::Create(*single_model, examples, SftOptions());
   ASSERT_TRUE(single.ok()) << single.status();

@@ -4,10 +4,10 @@
 #include <random>
 
 #include "common/testing/shared_data.h"
-#include "common/train/reward_data.h"
-#include "common/train/reward_test_util.h"
-#include "gtest/gtest.h"
 #include "common/testing/tiny_llama.h"
+#include "common/train/reward_data.h"
+#include "common/train/train_test_util.h"
+#include "gtest/gtest.h"
 
 namespace rlhf::train {
 namespace {

@@ -1,40 +1,17 @@
 #include "common/train/sft_trainer.h"
 
 #include <filesystem>
-#include <random>
 
-#include "gtest/gtest.h"
 #include "common/testing/tiny_llama.h"
+#include "common/train/train_test_util.h"
+#include "gtest/gtest.h"
 
 namespace rlhf::train {
 namespace {
 
-model::LlamaConfig TinyLmConfig() { return testing::TinyLlamaConfig(); }
+using testing::SyntheticExamples;
 
-// A prompt of random tokens, then a response that repeats it with every token + 1: learnable,
-// and only the response is trained on.
-std::vector<TokenizedExample> Examples(int n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::vector<TokenizedExample> out(n);
-  for (auto& e : out) {
-    const int len = 3 + static_cast<int>(rng() % 8);
-    std::vector<int64_t> prompt;
-    for (int i = 0; i < len; ++i) prompt.push_back(5 + static_cast<int64_t>(rng() % 30));
-    e.tokens.push_back(1);
-    e.train.push_back(0);
-    for (int64_t t : prompt) {
-      e.tokens.push_back(t);
-      e.train.push_back(0);
-    }
-    e.tokens.push_back(3);  // separator
-    e.train.push_back(0);
-    for (int64_t t : prompt) {
-      e.tokens.push_back(t + 1);
-      e.train.push_back(1);
-    }
-  }
-  return out;
-}
+model::LlamaConfig TinyLmConfig() { return ::rlhf::testing::TinyLlamaConfig(); }
 
 SftTrainerOptions Options(int64_t steps) {
   SftTrainerOptions o;
@@ -50,8 +27,8 @@ SftTrainerOptions Options(int64_t steps) {
 TEST(SftTrainerTest, TrainingLowersTheHeldOutLoss) {
   auto model = model::CreateRandomLlama(TinyLmConfig(), 3);
   ASSERT_TRUE(model.ok());
-  const auto train = Examples(400, 1);
-  const auto held_out = Examples(32, 2);
+  const auto train = SyntheticExamples(400, 1);
+  const auto held_out = SyntheticExamples(32, 2);
   SftTrainerOptions options = Options(150);
   options.optim.learning_rate = 3e-3;
   auto trainer = SftTrainer::Create(*model, train, options);
@@ -70,7 +47,7 @@ TEST(SftTrainerTest, TrainingLowersTheHeldOutLoss) {
 }
 
 TEST(SftTrainerTest, AResumedRunEndsAtTheSameParameters) {
-  const auto train = Examples(40, 3);  // 3 batches per epoch, the last partial
+  const auto train = SyntheticExamples(40, 3);  // 3 batches per epoch, the last partial
   auto m1 = model::CreateRandomLlama(TinyLmConfig(), 5);
   auto straight = SftTrainer::Create(*m1, train, Options(7));
   for (int i = 0; i < 7; ++i) ASSERT_TRUE((*straight)->Step().ok());
@@ -95,7 +72,7 @@ TEST(SftTrainerTest, AResumedRunEndsAtTheSameParameters) {
 
 TEST(SftTrainerTest, OnlyTrainedTokensCountAndBadInputIsRefused) {
   auto model = model::CreateRandomLlama(TinyLmConfig(), 3);
-  auto examples = Examples(4, 1);
+  auto examples = SyntheticExamples(4, 1);
   for (auto& e : examples) std::fill(e.train.begin(), e.train.end(), 0);
   examples[0].train.back() = 1;  // one target in the whole set
   auto trainer = SftTrainer::Create(*model, examples, Options(3));
@@ -103,7 +80,7 @@ TEST(SftTrainerTest, OnlyTrainedTokensCountAndBadInputIsRefused) {
   auto s = (*trainer)->Step();
   ASSERT_TRUE(s.ok());
   EXPECT_EQ(s->tokens, 1);
-  auto bad = Examples(2, 1);
+  auto bad = SyntheticExamples(2, 1);
   bad[1].tokens.push_back(99);
   bad[1].train.push_back(1);
   EXPECT_FALSE(SftTrainer::Create(*model, bad, Options(3)).ok());
@@ -111,7 +88,7 @@ TEST(SftTrainerTest, OnlyTrainedTokensCountAndBadInputIsRefused) {
   rm.lm_head = false;
   rm.scalar_head = true;
   auto reward_model = model::CreateRandomLlama(rm, 3);
-  EXPECT_FALSE(SftTrainer::Create(*reward_model, Examples(2, 1), Options(3)).ok());
+  EXPECT_FALSE(SftTrainer::Create(*reward_model, SyntheticExamples(2, 1), Options(3)).ok());
 }
 
 }  // namespace

@@ -4,10 +4,9 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <utility>
-
-#include <nlohmann/json.hpp>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -49,9 +48,10 @@ bool EraseOne(std::vector<int64_t>& values, int64_t value) {
   return true;
 }
 
-// Returns the prompt of one non-blank line, or an error naming path and line.
-absl::StatusOr<std::string> ParsePromptLine(const std::string& line, const std::string& where) {
-  const nlohmann::json j = nlohmann::json::parse(line, /*cb=*/nullptr, /*allow_exceptions=*/false);
+// Returns the object of one non-blank line, checked to hold a non-empty string "prompt", or an
+// error naming path and line.
+absl::StatusOr<nlohmann::json> ParsePromptLine(const std::string& line, const std::string& where) {
+  nlohmann::json j = nlohmann::json::parse(line, /*cb=*/nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return absl::InvalidArgumentError(absl::StrCat(where, ": not valid JSON"));
   if (!j.is_object()) {
     return absl::InvalidArgumentError(absl::StrCat(where, ": expected a JSON object"));
@@ -63,30 +63,40 @@ absl::StatusOr<std::string> ParsePromptLine(const std::string& line, const std::
   if (!it->is_string()) {
     return absl::InvalidArgumentError(absl::StrCat(where, ": \"prompt\" is not a string"));
   }
-  const std::string& prompt = it->get_ref<const std::string&>();
-  if (prompt.empty()) return absl::InvalidArgumentError(absl::StrCat(where, ": empty prompt"));
-  return prompt;
+  if (it->get_ref<const std::string&>().empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(where, ": empty prompt"));
+  }
+  return j;
 }
 
 }  // namespace
 
-absl::StatusOr<std::vector<std::string>> ReadPromptsJsonl(const std::string& path) {
+absl::StatusOr<std::vector<nlohmann::json>> ReadPromptRecordsJsonl(const std::string& path) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": is a directory, not a JSONL file"));
   }
   std::ifstream in(path);
   if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
-  std::vector<std::string> prompts;
+  std::vector<nlohmann::json> records;
   std::string line;
   for (int64_t line_number = 1; std::getline(in, line); ++line_number) {
     if (line.find_first_not_of(" \t\r\n") == std::string::npos) continue;
-    RLHF_ASSIGN_OR_RETURN(std::string prompt,
+    RLHF_ASSIGN_OR_RETURN(nlohmann::json record,
                           ParsePromptLine(line, absl::StrCat(path, ":", line_number)));
-    prompts.push_back(std::move(prompt));
+    records.push_back(std::move(record));
   }
   if (in.bad()) return absl::DataLossError(absl::StrCat(path, ": read error"));
-  if (prompts.empty()) return absl::InvalidArgumentError(absl::StrCat(path, ": no prompts"));
+  if (records.empty()) return absl::InvalidArgumentError(absl::StrCat(path, ": no prompts"));
+  return records;
+}
+
+absl::StatusOr<std::vector<std::string>> ReadPromptsJsonl(const std::string& path) {
+  RLHF_ASSIGN_OR_RETURN(std::vector<nlohmann::json> records, ReadPromptRecordsJsonl(path));
+  std::vector<std::string> prompts;
+  prompts.reserve(records.size());
+  for (nlohmann::json& r : records)
+    prompts.push_back(std::move(r["prompt"].get_ref<std::string&>()));
   return prompts;
 }
 

@@ -41,6 +41,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -60,6 +61,9 @@ namespace rlhf::learner {
 // "<path>:<line>: ..." for a line that is not JSON, not an object, has no string "prompt" or an
 // empty one, and "<path>: no prompts" for a file without any.
 absl::StatusOr<std::vector<std::string>> ReadPromptsJsonl(const std::string& path);
+// The same file read as whole records: each line's object (its "prompt" checked as above), for
+// readers that take more fields beside the prompt (the CAI jobs).
+absl::StatusOr<std::vector<nlohmann::json>> ReadPromptRecordsJsonl(const std::string& path);
 
 struct PromptPoolOptions {
   /// How long a lease lasts before its not-completed prompts go back to the pool.

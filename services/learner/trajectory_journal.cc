@@ -177,7 +177,7 @@ absl::StatusOr<TrajectoryJournal::CompactStats> TrajectoryJournal::Compact() {
   absl::StatusOr<std::string> data = ReadAll(path_, &exists);
   if (!data.ok()) return data.status();
   stats.bytes_before = static_cast<int64_t>(data->size());
-  absl::StatusOr<JournalState> state = ReadJournal(path_);
+  absl::StatusOr<JournalState> state = ParseJournal(*data, path_);
   if (!state.ok()) return state.status();
   using Fate = JournalState::Fate;
   std::vector<std::pair<const std::string*, const JournalState::Entry*>> accepted;
@@ -268,13 +268,18 @@ absl::StatusOr<JournalState> ReadJournal(const std::string& path,
   bool exists = false;
   absl::StatusOr<std::string> data = ReadAll(path, &exists);
   if (!data.ok()) return data.status();
+  return ParseJournal(*data, path, queued);
+}
+
+absl::StatusOr<JournalState> ParseJournal(const std::string& data, const std::string& path,
+                                          std::vector<rlhf::v1::Trajectory>* queued) {
   JournalState state;
   int64_t accepted = 0;
   auto corrupt = [&](size_t offset) {
     return absl::InternalError(absl::StrCat(path, ": corrupt record at offset ", offset));
   };
   absl::StatusOr<size_t> whole = ForEachRecord(
-      *data, path, [&](char kind, absl::string_view payload, size_t offset) -> absl::Status {
+      data, path, [&](char kind, absl::string_view payload, size_t offset) -> absl::Status {
         using Fate = JournalState::Fate;
         switch (kind) {
           case TrajectoryJournal::kAccepted: {
@@ -365,9 +370,9 @@ absl::StatusOr<JournalState> ReadJournal(const std::string& path,
     queued->clear();
     for (const auto* e : pending) {
       const size_t at = static_cast<size_t>(e->offset);
-      const uint32_t len = static_cast<uint32_t>(GetLE(data->data() + at, 4));
+      const uint32_t len = static_cast<uint32_t>(GetLE(data.data() + at, 4));
       rlhf::v1::Trajectory t;
-      if (!t.ParseFromArray(data->data() + at + kHeader, static_cast<int>(len))) {
+      if (!t.ParseFromArray(data.data() + at + kHeader, static_cast<int>(len))) {
         return corrupt(at);
       }
       queued->push_back(std::move(t));

@@ -125,6 +125,9 @@ struct JournalState {
 // queues again. Errors: Internal for unreadable or corrupt files (with the offset).
 absl::StatusOr<JournalState> ReadJournal(const std::string& path,
                                          std::vector<rlhf::v1::Trajectory>* queued = nullptr);
+// The same on the journal's bytes, already read (`path` names it in errors).
+absl::StatusOr<JournalState> ParseJournal(const std::string& data, const std::string& path,
+                                          std::vector<rlhf::v1::Trajectory>* queued = nullptr);
 
 }  // namespace rlhf::learner
 

@@ -16,6 +16,7 @@
 #include "gtest/gtest.h"
 #include "services/learner/run_ledger.h"
 #include "services/learner/trajectory_queue.h"
+#include "services/learner/trajectory_test_util.h"
 
 namespace rlhf::learner {
 namespace {
@@ -23,20 +24,12 @@ namespace {
 namespace fs = std::filesystem;
 using rlhf::v1::Trajectory;
 using Fate = JournalState::Fate;
+using testing::MakeTrajectory;
 
-Trajectory MakeTrajectory(const std::string& id, int64_t version = 0, int64_t first_token = 3) {
-  Trajectory t;
-  t.set_id(id);
-  t.set_worker_id("w");
-  t.set_policy_version(version);
-  t.set_lease_id("L1");
-  for (int64_t tok : {1, 2}) t.add_prompt_tokens(tok);
-  for (int64_t tok : {first_token, int64_t{4}}) {
-    t.add_response_tokens(tok);
-    t.add_behaviour_logprobs(-0.5f);
-    t.add_ref_logprobs(-0.25f);
-  }
-  t.set_reward(0.5f);
+// Fails validation: a token id outside the queue's vocabulary of 100.
+Trajectory InvalidTrajectory(const std::string& id) {
+  Trajectory t = MakeTrajectory(id);
+  t.set_response_tokens(0, 999);
   return t;
 }
 
@@ -79,9 +72,9 @@ TEST(TrajectoryJournalTest, RecordsEveryVerdictWithTheQueuesCounts) {
   ASSERT_TRUE(f.journal->Resumed(0).ok());
   for (const char* id : {"a", "b", "c", "d"})
     ASSERT_TRUE(f.queue->Offer(MakeTrajectory(id), 0, nullptr).ok());
-  ASSERT_TRUE(f.queue->Offer(MakeTrajectory("a"), 0, nullptr).ok());            // duplicate
-  ASSERT_TRUE(f.queue->Offer(MakeTrajectory("bad", 0, 999), 0, nullptr).ok());  // invalid
-  ASSERT_TRUE(f.queue->Offer(MakeTrajectory("old", 0), 5, nullptr).ok());       // stale on arrival
+  ASSERT_TRUE(f.queue->Offer(MakeTrajectory("a"), 0, nullptr).ok());       // duplicate
+  ASSERT_TRUE(f.queue->Offer(InvalidTrajectory("bad"), 0, nullptr).ok());  // invalid
+  ASSERT_TRUE(f.queue->Offer(MakeTrajectory("old", 0), 5, nullptr).ok());  // stale on arrival
   auto batch = f.queue->PopBatch(2, 0, absl::ZeroDuration());
   ASSERT_EQ(Ids(batch), (std::vector<std::string>{"a", "b"}));
   ASSERT_TRUE(f.journal->Consumed(1, batch).ok());
@@ -233,9 +226,9 @@ TEST(TrajectoryJournalTest, CompactionKeepsEveryFateAndTheQueuedTrajectories) {
   for (int i = 0; i < 6; ++i) {
     ASSERT_TRUE(f.queue->Offer(MakeTrajectory(absl::StrCat("t", i)), 0, nullptr).ok());
   }
-  ASSERT_TRUE(f.queue->Offer(MakeTrajectory("t0"), 0, nullptr).ok());           // duplicate
-  ASSERT_TRUE(f.queue->Offer(MakeTrajectory("bad", 0, 999), 0, nullptr).ok());  // invalid
-  ASSERT_TRUE(f.queue->Offer(MakeTrajectory("old"), 5, nullptr).ok());          // stale
+  ASSERT_TRUE(f.queue->Offer(MakeTrajectory("t0"), 0, nullptr).ok());      // duplicate
+  ASSERT_TRUE(f.queue->Offer(InvalidTrajectory("bad"), 0, nullptr).ok());  // invalid
+  ASSERT_TRUE(f.queue->Offer(MakeTrajectory("old"), 5, nullptr).ok());     // stale
   ASSERT_TRUE(f.journal->Consumed(1, f.queue->PopBatch(2, 0, absl::ZeroDuration())).ok());
   ASSERT_TRUE(f.journal->Consumed(2, f.queue->PopBatch(2, 0, absl::ZeroDuration())).ok());
   std::vector<Trajectory> queued_before;

@@ -2,6 +2,9 @@
 // ledger under concurrent producers.
 #include "services/learner/trajectory_queue.h"
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
 #include <atomic>
 #include <cmath>
 #include <functional>
@@ -11,12 +14,10 @@
 #include <thread>
 #include <vector>
 
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
-
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "services/learner/trajectory_test_util.h"
 
 namespace rlhf::learner {
 namespace {
@@ -25,24 +26,9 @@ using rlhf::v1::Ack;
 using rlhf::v1::Trajectory;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using testing::MakeTrajectory;
 
 constexpr absl::Duration kNoWait = absl::ZeroDuration();
-
-Trajectory MakeTrajectory(const std::string& id, int64_t version = 0) {
-  Trajectory t;
-  t.set_id(id);
-  t.set_worker_id("w");
-  t.set_policy_version(version);
-  t.set_lease_id("L1");
-  for (int64_t tok : {1, 2}) t.add_prompt_tokens(tok);
-  for (int64_t tok : {3, 4, 5}) {
-    t.add_response_tokens(tok);
-    t.add_behaviour_logprobs(-0.5f);
-    t.add_ref_logprobs(-0.25f);
-  }
-  t.set_reward(0.5f);
-  return t;
-}
 
 TrajectoryQueueOptions Options(int capacity = 2) {
   TrajectoryQueueOptions o;
