@@ -216,6 +216,9 @@ CLI::App* AddCaiLabelCommand(CLI::App& app, CaiLabelArgs& a) {
       ->check(CLI::ExistingFile);
   cmd->add_option("--ensemble", a.ensemble, "principles per pair (their softmaxes averaged)")
       ->check(CLI::PositiveNumber);
+  cmd->add_flag("--both-orders", a.both_orders,
+               "also ask each question with the responses swapped (A <-> B); the swapped "
+               "answer's softmax is averaged in with the options exchanged");
   cmd->add_option("--clamp-low", a.clamp_low,
                   "clamp p_a to [low, high] (default 0/1, 0.4 with --cot)");
   cmd->add_option("--clamp-high", a.clamp_high, "(default 1, 0.6 with --cot)");
@@ -351,27 +354,35 @@ absl::Status RunCaiLabel(const CaiLabelArgs& a) {
               {"principles", json::array()},
               {"option_logprobs", json::array()}};
   }
+  const int orders = a.both_orders ? 2 : 1;
   for (int64_t k = 0; k < a.ensemble; ++k) {
     std::vector<const cai::FeedbackPrinciple*> drawn(n);
-    std::vector<std::string> prompts(n);
-    for (size_t i = 0; i < n; ++i) {
-      drawn[i] = &principles[rng() % principles.size()];
-      prompts[i] =
-          cot ? cai::CotFeedbackPrompt(cot_examples, conversations[i], resp_a[i], resp_b[i],
-                                       *drawn[i])
-              : cai::FeedbackPrompt(few_shot, conversations[i], resp_a[i], resp_b[i], *drawn[i]);
-    }
-    std::vector<std::string> rationales;
-    if (cot) {
-      RLHF_ASSIGN_OR_RETURN(rationales, gen.Complete(prompts, 100 + k));
-      for (size_t i = 0; i < n; ++i) prompts[i] = cai::CotAnswerPrompt(prompts[i], rationales[i]);
-    }
-    RLHF_ASSIGN_OR_RETURN(auto scores, scorer.Score(prompts));
-    for (size_t i = 0; i < n; ++i) {
-      samples[i].push_back(scores[i]);
-      out[i]["principles"].push_back(drawn[i]->name);
-      out[i]["option_logprobs"].push_back({scores[i].first, scores[i].second});
-      if (cot) out[i]["rationales"].push_back(rationales[i]);
+    for (size_t i = 0; i < n; ++i) drawn[i] = &principles[rng() % principles.size()];
+    for (int order = 0; order < orders; ++order) {
+      // order 1 asks the same question with the responses swapped.
+      std::vector<std::string> prompts(n);
+      for (size_t i = 0; i < n; ++i) {
+        const std::string& first = order == 0 ? resp_a[i] : resp_b[i];
+        const std::string& second = order == 0 ? resp_b[i] : resp_a[i];
+        prompts[i] = cot ? cai::CotFeedbackPrompt(cot_examples, conversations[i], first, second,
+                                                  *drawn[i])
+                         : cai::FeedbackPrompt(few_shot, conversations[i], first, second,
+                                               *drawn[i]);
+      }
+      std::vector<std::string> rationales;
+      if (cot) {
+        RLHF_ASSIGN_OR_RETURN(rationales, gen.Complete(prompts, 100 + 2 * k + order));
+        for (size_t i = 0; i < n; ++i) prompts[i] = cai::CotAnswerPrompt(prompts[i], rationales[i]);
+      }
+      RLHF_ASSIGN_OR_RETURN(auto scores, scorer.Score(prompts));
+      for (size_t i = 0; i < n; ++i) {
+        // Always (log p(a), log p(b)): swapped answers are exchanged back.
+        const auto s = order == 0 ? scores[i] : std::make_pair(scores[i].second, scores[i].first);
+        samples[i].push_back(s);
+        out[i]["principles"].push_back(drawn[i]->name);
+        out[i]["option_logprobs"].push_back({s.first, s.second});
+        if (cot) out[i]["rationales"].push_back(rationales[i]);
+      }
     }
   }
   // rl::SoftPreferenceLabels on [samples, questions, 2]: the softmaxes averaged over the
@@ -380,10 +391,11 @@ absl::Status RunCaiLabel(const CaiLabelArgs& a) {
   if (clamp.first > 0 || clamp.second < 1)
     label_options.clamp = rl::ClipRange{clamp.first, clamp.second};
   RLHF_RETURN_IF_ERROR(rl::Validate(label_options));
-  torch::Tensor logprobs = torch::empty({a.ensemble, static_cast<int64_t>(n), 2}, torch::kFloat64);
+  const int64_t per_pair = a.ensemble * orders;
+  torch::Tensor logprobs = torch::empty({per_pair, static_cast<int64_t>(n), 2}, torch::kFloat64);
   auto acc = logprobs.accessor<double, 3>();
   for (size_t i = 0; i < n; ++i) {
-    for (int64_t k = 0; k < a.ensemble; ++k) {
+    for (int64_t k = 0; k < per_pair; ++k) {
       if (!std::isfinite(samples[i][k].first) || !std::isfinite(samples[i][k].second)) {
         return absl::InternalError(
             absl::StrCat("record ", i + 1, ": a non-finite log-probability"));

@@ -47,6 +47,7 @@ struct CaiLabelArgs {
   std::string few_shot;    // JSON list of example strings (optional)
   std::string cot;         // chain-of-thought examples (RLMadisonPrecogFewShotPrompts.json)
   int64_t ensemble = 1;    // principles per pair
+  bool both_orders = false;  // also ask with the responses swapped (averages out position bias)
   double clamp_low = -1, clamp_high = -1;  // default: [0, 1], or [0.4, 0.6] with --cot
   std::string reference;  // host:port of the reference service serving the feedback model
   std::string tokenizer;  // the feedback model's tokenizer

@@ -8,6 +8,7 @@
 #include "common/config/config.h"
 #include "common/status/status_macros.h"
 #include "rlhf/v1/config.pb.h"
+#include "services/learner/advantage_config.h"
 #include "services/reward/scorers.h"
 
 namespace rlhf::cli {
@@ -27,6 +28,12 @@ std::unique_ptr<google::protobuf::Message> NewConfig(const std::string& service)
 absl::Status CheckSemantics(const std::string& service, const google::protobuf::Message& m) {
   if (service == "reward") {
     return reward::ValidateScorerConfig(static_cast<const rlhf::v1::RewardConfig&>(m));
+  }
+  if (service == "learner") {
+    return learner::ValidateAdvantageConfig(static_cast<const rlhf::v1::LearnerConfig&>(m));
+  }
+  if (service == "local") {
+    return learner::ValidateAdvantageConfig(static_cast<const rlhf::v1::LocalConfig&>(m).learner());
   }
   return absl::OkStatus();
 }

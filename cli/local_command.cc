@@ -19,6 +19,7 @@
 #include "common/process/free_port.h"
 #include "common/status/status_macros.h"
 #include "rlhf/v1/config.pb.h"
+#include "services/learner/advantage_config.h"
 #include "services/learner/run_ledger.h"
 #include "services/learner/trajectory_journal.h"
 
@@ -57,27 +58,8 @@ absl::Status Check(const rlhf::v1::LocalConfig& c) {
   if (c.learner().ppo().batch_size() % c.learner_ranks() != 0) {
     return bad("learner.ppo.batch_size must be a multiple of learner_ranks");
   }
+  RLHF_RETURN_IF_ERROR(learner::ValidateAdvantageConfig(c.learner()));
   return absl::OkStatus();
-}
-
-// The service binary `name`: in bin_dir when set, else next to this executable (installed
-// layout) or in the build tree's services/<name>/ beside cli/.
-absl::StatusOr<std::string> FindBinary(const std::string& bin_dir, const std::string& name) {
-  std::vector<fs::path> candidates;
-  if (!bin_dir.empty()) {
-    candidates.push_back(fs::path(bin_dir) / name);
-  } else {
-    std::error_code ec;
-    const fs::path self = fs::read_symlink("/proc/self/exe", ec);
-    if (ec) return absl::InternalError("cannot find this executable's directory");
-    candidates.push_back(self.parent_path() / name);
-    candidates.push_back(self.parent_path().parent_path() / "services" / name / name);
-  }
-  for (const fs::path& p : candidates) {
-    if (access(p.c_str(), X_OK) == 0) return p.string();
-  }
-  return absl::NotFoundError(absl::StrCat("no '", name, "' binary at ", candidates.front().string(),
-                                          bin_dir.empty() ? " or in the build tree" : ""));
 }
 
 absl::Status WriteConfig(const std::string& path, const google::protobuf::Message& config) {
@@ -108,7 +90,7 @@ class Fleet {
       const std::string& name, const std::string& binary, const google::protobuf::Message& config,
       const std::string& health_service,
       std::vector<std::pair<std::string, std::string>> env = {}) {
-    RLHF_ASSIGN_OR_RETURN(std::string path, FindBinary(bin_dir_, binary));
+    RLHF_ASSIGN_OR_RETURN(std::string path, launch::FindServiceBinary(bin_dir_, binary));
     const std::string config_path = absl::StrCat(run_dir_, "/", name, ".json");
     RLHF_RETURN_IF_ERROR(WriteConfig(config_path, config));
     launch::ServiceProcessOptions o;

@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "cli/cai_command.h"
+#include "cli/demo_command.h"
 #include "cli/check_config_command.h"
 #include "cli/eval_command.h"
 #include "cli/generate_command.h"
@@ -33,6 +34,8 @@ int main(int argc, char** argv) {
   CLI::App* cai_revise_cmd = rlhf::cli::AddCaiReviseCommand(app, cai_revise);
   rlhf::cli::CaiLabelArgs cai_label;
   CLI::App* cai_label_cmd = rlhf::cli::AddCaiLabelCommand(app, cai_label);
+  rlhf::cli::DemoArgs demo;
+  CLI::App* demo_cmd = rlhf::cli::AddDemoCommand(app, demo);
   rlhf::cli::CheckConfigArgs check_config;
   CLI::App* check_config_cmd = rlhf::cli::AddCheckConfigCommand(app, check_config);
   try {
@@ -53,6 +56,7 @@ int main(int argc, char** argv) {
   if (check_config_cmd->parsed()) status = rlhf::cli::RunCheckConfig(check_config);
   if (cai_revise_cmd->parsed()) status = rlhf::cli::RunCaiRevise(cai_revise);
   if (cai_label_cmd->parsed()) status = rlhf::cli::RunCaiLabel(cai_label);
+  if (demo_cmd->parsed()) status = rlhf::cli::RunDemo(demo);
   if (!status.ok()) {
     std::fprintf(stderr, "rlhf: error: %s\n", status.ToString().c_str());
     return 1;

@@ -131,6 +131,22 @@ TEST(CliTest, CheckConfigAcceptsValidFilesAndNamesTheProblemInBadOnes) {
       WriteTempConfig("reward.yaml", "rules: [{kind: REGEX_MATCH, pattern: '(('}]\n");
   EXPECT_EQ(RunCli("check-config --service reward " + regex).exit_code, 1);
 
+  // The learner's advantage checks: RLOO needs groups that divide the batch, and no critic.
+  const std::string learner =
+      WriteTempConfig("learner_groups.yaml", "policy: /models/policy\nppo: {batch_size: 16}\n");
+  EXPECT_EQ(RunCli("check-config --service learner " + learner +
+                   " --set ppo.advantage=RLOO --set ppo.group_size=4")
+                .exit_code,
+            0);
+  Result no_group =
+      RunCli("check-config --service learner " + learner + " --set ppo.advantage=GRPO");
+  EXPECT_EQ(no_group.exit_code, 1);
+  EXPECT_NE(no_group.err.find("ppo.group_size >= 2"), std::string::npos) << no_group.err;
+  Result split = RunCli("check-config --service learner " + learner +
+                        " --set ppo.advantage=RLOO --set ppo.group_size=3");
+  EXPECT_EQ(split.exit_code, 1);
+  EXPECT_NE(split.err.find("multiple of ppo.group_size"), std::string::npos) << split.err;
+
   Result wrong_service = RunCli("check-config --service critic " + good);
   EXPECT_NE(wrong_service.exit_code, 0);
   EXPECT_NE(wrong_service.err.find("critic"), std::string::npos) << wrong_service.err;

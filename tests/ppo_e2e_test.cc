@@ -11,6 +11,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -19,6 +20,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "common/launch/service_process.h"
 #include "common/process/subprocess.h"
@@ -319,6 +321,34 @@ TEST(PpoE2eTest, ChaosRunWithKilledAddedAndRemovedWorkersKeepsAnExactLedger) {
   const nlohmann::json report = ExpectReportBalances(dir + "/run", steps);
   // Killed workers took unpushed trajectories with them, and their unacked ones were resent.
   EXPECT_GE(report["workers_started"].get<int>(), 4 + kills) << output;
+}
+
+// Critic-free RLOO under `rlhf local`: every prompt is leased as 4 copies and trained on as one
+// group (the trainer refuses any batch that is not whole groups), no critic is trained or
+// checkpointed, and the per-id ledger balances.
+TEST(PpoE2eTest, LocalRunWithRlooGroups) {
+  const std::string dir = TempDir("rloo");
+  const int steps = 4;
+  nlohmann::json config = Sections(dir, steps);
+  config["run_dir"] = dir + "/run";
+  config["rollout_workers"] = 2;
+  config["learner"]["ppo"]["advantage"] = "RLOO";
+  config["learner"]["ppo"]["group_size"] = 4;
+  auto [code, output] = RunLocal(dir, config);
+  ASSERT_EQ(code, 0) << output;
+  EXPECT_NE(output.find(absl::StrCat("step ", steps, "/", steps)), std::string::npos) << output;
+  ExpectReportBalances(dir + "/run", steps);
+  ExpectLedgerBalances(ReadEvents(dir + "/run/steps.jsonl", "done").at(0)["ledger"], steps * 16);
+  const std::vector<nlohmann::json> events = ReadEvents(dir + "/run/steps.jsonl", "step");
+  ASSERT_EQ(events.size(), static_cast<size_t>(steps));
+  for (const nlohmann::json& e : events) {
+    EXPECT_EQ(e["trajectories"].get<int>(), 16);
+    EXPECT_EQ(e["value_loss"].get<double>(), 0.0);
+    EXPECT_TRUE(std::isfinite(e["policy_loss"].get<double>()));
+  }
+  const std::string last = absl::StrFormat("%s/run/checkpoints/step-%08d", dir, steps);
+  EXPECT_TRUE(fs::exists(last + "/policy")) << last;
+  EXPECT_FALSE(fs::exists(last + "/critic")) << last;
 }
 
 // Two learner ranks (data-parallel over Gloo on loopback) under `rlhf local`: rank 0 serves the

@@ -15,12 +15,12 @@ namespace {
 constexpr char kHuman[] = "\n\nHuman:";
 constexpr char kAssistant[] = "\n\nAssistant:";
 
-absl::StatusOr<nlohmann::json> ReadJsonList(const std::string& path) {
+absl::StatusOr<nlohmann::json> ReadJsonList(const std::string& path, bool allow_empty = false) {
   std::ifstream in(path);
   if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
   nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return absl::InvalidArgumentError(absl::StrCat(path, ": not JSON"));
-  if (!j.is_array() || j.empty()) {
+  if (!j.is_array() || (j.empty() && !allow_empty)) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": expected a non-empty JSON list"));
   }
   return j;
@@ -173,7 +173,7 @@ std::string CotAnswerPrompt(const std::string& cot_prompt, const std::string& ra
 }
 
 absl::StatusOr<std::vector<std::string>> LoadCotExamples(const std::string& path) {
-  absl::StatusOr<nlohmann::json> list = ReadJsonList(path);
+  absl::StatusOr<nlohmann::json> list = ReadJsonList(path, /*allow_empty=*/true);
   if (!list.ok()) return list.status();
   std::vector<std::string> out;
   for (size_t i = 0; i < list->size(); ++i) {

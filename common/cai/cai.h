@@ -75,7 +75,8 @@ std::string CotFeedbackPrompt(const std::vector<std::string>& cot_examples,
                               const std::string& response_b, const FeedbackPrinciple& p);
 std::string CotAnswerPrompt(const std::string& cot_prompt, const std::string& rationale);
 // The examples of a chain-of-thought few-shot file: a JSON list of {"prompt": str} with exactly
-// one "{}" each.
+// one "{}" each. An empty list is allowed: a model that learned the format needs no examples
+// (the demo world's).
 absl::StatusOr<std::vector<std::string>> LoadCotExamples(const std::string& path);
 inline constexpr char kOptionA[] = " (A)";
 inline constexpr char kOptionB[] = " (B)";

@@ -207,7 +207,13 @@ absl::StatusOr<Demonstration> ParseDemonstration(const Json& record) {
     return demo;
   }
   if (record.contains("chosen")) return ParseTranscript(record);
-  return Bad("unknown record form: expected keys prompt/response or chosen");
+  if (record.contains("text")) {  // a document, trained on whole (pretraining)
+    Demonstration demo;
+    RLHF_ASSIGN_OR_RETURN(std::string text, NonEmptyStringField(record, "text", "text"));
+    demo.segments.push_back({std::move(text), true});
+    return demo;
+  }
+  return Bad("unknown record form: expected keys prompt/response, chosen or text");
 }
 
 bool IsBlank(absl::string_view line) { return absl::StripAsciiWhitespace(line).empty(); }

@@ -12,7 +12,8 @@
 //  - soft:      {"prompt": "...", "a": "...", "b": "...", "p_a": 0.7}  (AI feedback labels)
 // Demonstration forms: {"prompt": "...", "response": "..."}, or an HH transcript
 // {"chosen": "\n\nHuman: ...\n\nAssistant: ..."} (extra keys such as "rejected" are ignored),
-// which becomes segments whose Assistant turns are trained on and whose Human turns are not.
+// which becomes segments whose Assistant turns are trained on and whose Human turns are not, or
+// a document {"text": "..."}, trained on whole (pretraining).
 #ifndef RLHF_COMMON_DATA_PREFERENCE_DATA_H_
 #define RLHF_COMMON_DATA_PREFERENCE_DATA_H_
 

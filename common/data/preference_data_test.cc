@@ -345,6 +345,17 @@ TEST(ReadDemonstrationsTest, PromptResponse) {
   EXPECT_EQ(data->items[0].line, 1);
 }
 
+TEST(ReadDemonstrationsTest, TextIsADocumentTrainedWhole) {
+  auto data = ReadDemonstrations(WriteFile(R"({"text": "a whole document"})"
+                                           "\n"
+                                           R"({"text": ""})"
+                                           "\n"));
+  ASSERT_TRUE(data.ok()) << data.status();
+  ASSERT_THAT(data->items, SizeIs(1));
+  EXPECT_THAT(Flatten(data->items[0].segments), ElementsAre(std::pair("a whole document", true)));
+  EXPECT_EQ(data->report.skipped, 1);
+}
+
 TEST(ReadDemonstrationsTest, HhTranscriptSkipsEmptyAssistantTurns) {
   auto data = ReadDemonstrations(WriteFile(
       R"({"chosen": "\n\nHuman: a\n\nAssistant: b\n\nHuman: c\n\nAssistant: ", "rejected": "x"})"

@@ -1,8 +1,10 @@
 #include "common/launch/service_process.h"
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <deque>
+#include <filesystem>
 #include <fstream>
 
 #include "absl/strings/numbers.h"
@@ -12,6 +14,8 @@
 #include "common/status/status_macros.h"
 
 namespace rlhf::launch {
+
+namespace fs = std::filesystem;
 
 std::string TailOfFile(const std::string& path, int max_lines) {
   std::ifstream in(path);
@@ -86,5 +90,24 @@ absl::StatusOr<int> ServiceProcess::Stop(absl::Duration grace) {
   process_->Signal(SIGKILL);
   return process_->Wait(absl::Seconds(10));
 }
+
+absl::StatusOr<std::string> FindServiceBinary(const std::string& bin_dir, const std::string& name) {
+  std::vector<fs::path> candidates;
+  if (!bin_dir.empty()) {
+    candidates.push_back(fs::path(bin_dir) / name);
+  } else {
+    std::error_code ec;
+    const fs::path self = fs::read_symlink("/proc/self/exe", ec);
+    if (ec) return absl::InternalError("cannot find this executable's directory");
+    candidates.push_back(self.parent_path() / name);
+    candidates.push_back(self.parent_path().parent_path() / "services" / name / name);
+  }
+  for (const fs::path& p : candidates) {
+    if (access(p.c_str(), X_OK) == 0) return p.string();
+  }
+  return absl::NotFoundError(absl::StrCat("no '", name, "' binary at ", candidates.front().string(),
+                                          bin_dir.empty() ? " or in the build tree" : ""));
+}
+
 
 }  // namespace rlhf::launch

@@ -85,6 +85,11 @@ class ServiceProcess {
   std::shared_ptr<::grpc::Channel> channel_;
 };
 
+// The service binary `name` ("learner", "rollout", ...): in `bin_dir` when set, else next to this
+// executable (installed layout) or in the build tree's services/<name>/ beside cli/. NotFound
+// names where it looked.
+absl::StatusOr<std::string> FindServiceBinary(const std::string& bin_dir, const std::string& name);
+
 // The last `max_lines` lines of the file at `path` ("" when unreadable).
 std::string TailOfFile(const std::string& path, int max_lines = 20);
 

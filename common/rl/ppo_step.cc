@@ -1,5 +1,7 @@
 #include "common/rl/ppo_step.h"
 
+#include <utility>
+
 namespace rlhf::rl {
 
 absl::Status Validate(const PpoStepOptions& options) {
@@ -26,6 +28,31 @@ PpoTargets ComputePpoTargets(const RolloutBatch& batch, double kl_coef,
   out.advantages = std::move(gae.advantages);
   out.returns = std::move(gae.returns);
   out.advantages_whitened = Whiten(out.advantages, batch.mask, options.whiten);
+  out.kl_obs = MeanSequenceKl(out.kl, batch.mask);
+  return out;
+}
+
+PpoTargets ComputeGroupPpoTargets(const RolloutBatch& batch, double kl_coef, int64_t group_size,
+                                  const GroupAdvantageOptions& group,
+                                  const PpoStepOptions& options) {
+  torch::NoGradGuard no_grad;
+  TORCH_CHECK(group_size >= 2 && batch.mask.size(0) % group_size == 0,
+              "ComputeGroupPpoTargets: ", batch.mask.size(0), " rows are not groups of ",
+              group_size);
+  PpoTargets out;
+  out.penalized_scores =
+      ApplyMissingEosPenalty(batch.scores, batch.contains_eos, options.eos_penalty);
+  TokenRewards rewards =
+      ComputeTokenRewards(out.penalized_scores, batch.logprobs, batch.ref_logprobs, batch.mask,
+                          kl_coef, options.token_rewards);
+  out.rewards = std::move(rewards.rewards);
+  out.kl = std::move(rewards.kl);
+  const torch::Tensor sequence_rewards = out.rewards.sum(/*dim=*/1);
+  const torch::Tensor advantages =
+      GroupAdvantages(sequence_rewards.view({-1, group_size}), group).reshape({-1});
+  out.advantages = advantages.unsqueeze(1) * batch.mask;
+  out.advantages_whitened = out.advantages;
+  out.returns = torch::zeros_like(out.advantages);
   out.kl_obs = MeanSequenceKl(out.kl, batch.mask);
   return out;
 }

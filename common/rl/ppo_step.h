@@ -3,7 +3,9 @@
 // values -> whitened advantages (ComputePpoTargets, once per rollout batch), then the clipped
 // policy loss + vf_coef * clipped value loss (ComputePpoLoss, once per optimizer step). The KL
 // coefficient is an input: the caller owns a KlController and feeds it PpoTargets::kl_obs.
-// Pure functions; see common/rl/stats.h for the conventions.
+// The critic-free variants (RLOO, GRPO) replace GAE by a group baseline on sequence rewards
+// (ComputeGroupPpoTargets) and keep the clipped policy loss. Pure functions; see
+// common/rl/stats.h for the conventions.
 #ifndef RLHF_COMMON_RL_PPO_STEP_H_
 #define RLHF_COMMON_RL_PPO_STEP_H_
 
@@ -59,6 +61,18 @@ struct PpoTargets {
 // REQUIRES: shapes as documented in RolloutBatch; sum(mask) >= 2.
 PpoTargets ComputePpoTargets(const RolloutBatch& batch, double kl_coef,
                              const PpoStepOptions& options);
+
+// Critic-free targets (RLOO, GRPO) of a batch whose rows are groups of `group_size` consecutive
+// samples of one prompt, under torch::NoGradGuard. Each row's sequence reward is the sum of its
+// ComputeTokenRewards rewards (the same shaping as ComputePpoTargets, missing-EOS penalty and score
+// clip included): R_i = clip(penalized score_i) - kl_coef * sum_t kl_t. The advantage of every
+// response token of row i is GroupAdvantages(R as [B / G, G], group)[i], 0 at padding; it is not
+// whitened over the batch (advantages_whitened == advantages: RLOO's baseline already centres
+// each group, GRPO's also scales it). `returns` is all zeros (there is no value loss);
+// `batch.values` is not read. REQUIRES: shapes as in RolloutBatch; group_size >= 2 divides B.
+PpoTargets ComputeGroupPpoTargets(const RolloutBatch& batch, double kl_coef, int64_t group_size,
+                                  const GroupAdvantageOptions& group,
+                                  const PpoStepOptions& options);
 
 struct PpoLossResult {
   torch::Tensor total;      // 0-dim: policy.loss + vf_coef * value.loss.

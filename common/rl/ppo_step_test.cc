@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "common/rl/golden_test_util.h"
 #include "common/rl/kl_controller.h"
 
@@ -107,6 +109,67 @@ TEST_P(PpoStepGoldenTest, TargetsAreDetached) {
 }
 
 RLHF_INSTANTIATE_DTYPE_TEST_SUITE(PpoStepGoldenTest);
+
+// Two groups of two samples, by hand: penalized scores [1, 3, -1, 2] (row 2 misses EOS: -1),
+// summed k1 KL [0.6, 0.4, 1.0, 0] at kl_coef 0.5, so sequence rewards [0.7, 2.8, -1.5, 2.0].
+// The padding (logprobs 9 above the reference) must not count.
+RolloutBatch HandGroupBatch() {
+  const auto opts = torch::TensorOptions().dtype(torch::kFloat64);
+  RolloutBatch b;
+  b.scores = torch::tensor({1.0, 3.0, 0.0, 2.0}, opts);
+  b.contains_eos = torch::tensor({true, true, false, true});
+  b.mask = torch::tensor({1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 0.0, 0.0, 1.0, 1.0, 1.0}, opts)
+               .view({4, 3});
+  b.ref_logprobs = torch::full({4, 3}, -1.0, opts);
+  const torch::Tensor diff =
+      torch::tensor({0.2, 0.2, 0.2, 0.4, 0.0, 9.0, 1.0, 9.0, 9.0, 0.0, 0.0, 0.0}, opts)
+          .view({4, 3});
+  b.logprobs = b.ref_logprobs + diff;
+  b.values = torch::full({4, 3}, 100.0, opts);  // not read
+  return b;
+}
+
+PpoStepOptions HandGroupOptions() {
+  PpoStepOptions o;
+  o.eos_penalty = {MissingEosMode::kSubtract, 1.0};
+  return o;
+}
+
+TEST(PpoStepTest, RlooAdvantagesAreLeaveOneOutOfSequenceRewards) {
+  const RolloutBatch b = HandGroupBatch();
+  GroupAdvantageOptions group;
+  group.baseline = GroupBaseline::kLeaveOneOut;
+  const PpoTargets t = ComputeGroupPpoTargets(b, 0.5, 2, group, HandGroupOptions());
+  // R - the other sample's R, on every response token; 0 at padding; not whitened.
+  const torch::Tensor expected =
+      torch::tensor({-2.1, 2.1, -3.5, 3.5}, torch::kFloat64).unsqueeze(1) * b.mask;
+  EXPECT_TRUE(torch::allclose(t.advantages, expected, 1e-12, 1e-12)) << t.advantages;
+  EXPECT_TRUE(torch::equal(t.advantages_whitened, t.advantages));
+  EXPECT_TRUE(
+      torch::allclose(t.rewards.sum(1), torch::tensor({0.7, 2.8, -1.5, 2.0}, torch::kFloat64)));
+  EXPECT_NEAR(t.kl_obs.item<double>(), 0.5, 1e-12);
+  EXPECT_EQ(t.returns.abs().sum().item<double>(), 0.0);
+  EXPECT_FALSE(t.advantages.requires_grad());
+}
+
+TEST(PpoStepTest, GrpoAdvantagesAreGroupStandardized) {
+  const RolloutBatch b = HandGroupBatch();
+  GroupAdvantageOptions group;
+  group.baseline = GroupBaseline::kMeanStd;
+  group.eps = 0;
+  const PpoTargets t = ComputeGroupPpoTargets(b, 0.5, 2, group, HandGroupOptions());
+  // Two samples: (R - mean) / unbiased std = -+1/sqrt(2), whatever the spread.
+  const double a = 1.0 / std::sqrt(2.0);
+  const torch::Tensor expected =
+      torch::tensor({-a, a, -a, a}, torch::kFloat64).unsqueeze(1) * b.mask;
+  EXPECT_TRUE(torch::allclose(t.advantages, expected, 1e-12, 1e-12)) << t.advantages;
+}
+
+TEST(PpoStepTest, GroupTargetsRejectRowsThatAreNotWholeGroups) {
+  RolloutBatch b = HandGroupBatch();
+  GroupAdvantageOptions group;
+  EXPECT_THROW(ComputeGroupPpoTargets(b, 0.5, 3, group, HandGroupOptions()), c10::Error);
+}
 
 TEST(PpoStepTest, ValidateChecksEveryPart) {
   EXPECT_TRUE(Validate(PpoStepOptions{}).ok());

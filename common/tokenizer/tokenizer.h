@@ -160,6 +160,21 @@ struct SentencePieceOptions {
 absl::StatusOr<std::unique_ptr<Tokenizer>> BuildSentencePieceTokenizer(
     std::vector<PieceSpec> pieces, const SentencePieceOptions& options);
 
+// Writes `pieces` and `options` as a SentencePiece `.model` file (a serialized
+// sentencepiece.ModelProto with the "identity" normalizer) that LoadSentencePieceModel, and
+// SentencePiece itself, read back as the same tokenizer. The vocabulary is checked as
+// BuildSentencePieceTokenizer does. Errors name `path`.
+absl::Status WriteSentencePieceModel(const std::vector<PieceSpec>& pieces,
+                                     const SentencePieceOptions& options,
+                                     const std::string& path);
+
+// A word-level unigram vocabulary for texts made of a closed set of words (the demo world):
+// <unk>, <s>, </s>, then every piece the default normalization of `texts` splits into (a word
+// with its leading "▁", a run of newlines, a word that follows a newline, a lone "▁"), scored
+// so that Viterbi keeps each whole, then every character of the texts as a fallback piece (so
+// that no text of these characters is ever <unk>). Deterministic: sorted by first occurrence.
+std::vector<PieceSpec> WordVocabulary(const std::vector<std::string>& texts);
+
 }  // namespace rlhf::tokenizer
 
 #endif  // RLHF_COMMON_TOKENIZER_TOKENIZER_H_

@@ -12,6 +12,7 @@
 #include "common/status/status_macros.h"
 #include "common/tokenizer/tokenizer.h"
 #include "glog/logging.h"
+#include "services/learner/advantage_config.h"
 #include "services/learner/learner_ranks.h"
 
 namespace rlhf::learner {
@@ -105,6 +106,7 @@ absl::Status ValidateLearnerConfig(const rlhf::v1::LearnerConfig& c) {
     return bad("sampling.top_p must be in (0, 1]");
   }
   if (!(c.dist_timeout_seconds() > 0)) return bad("dist_timeout_seconds must be > 0");
+  RLHF_RETURN_IF_ERROR(ValidateAdvantageConfig(c));
   return Validate(LearnerTrainerOptions(c, nullptr));
 }
 
@@ -141,6 +143,11 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(const rlhf::v1::Learner
                                                          std::vector<rlhf::v1::Prompt> prompts,
                                                          prometheus::Registry& registry) {
   RLHF_RETURN_IF_ERROR(ValidateLearnerConfig(config));
+  if (trainer->options().group_size != GroupSize(config.ppo())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the trainer takes groups of ", trainer->options().group_size,
+                     ", the config's ppo.advantage ", GroupSize(config.ppo())));
+  }
   const model::LlamaConfig& model_config = trainer->policy()->config();
   for (const auto& p : prompts) {
     if (p.tokens_size() + config.sampling().max_new_tokens() > model_config.max_seq_len) {
@@ -154,12 +161,14 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(const rlhf::v1::Learner
   pool_options.lease_duration = absl::Seconds(config.lease_seconds());
   pool_options.seed = config.seed();
   pool_options.max_lease_prompts = config.limits().max_batch();
+  pool_options.group_size = GroupSize(config.ppo());
   RLHF_ASSIGN_OR_RETURN(auto pool, PromptPool::Create(std::move(prompts), pool_options));
   TrajectoryQueueOptions queue_options;
   queue_options.capacity = config.max_queue();
   queue_options.vocab_size = model_config.vocab_size;
   queue_options.max_seq_len = model_config.max_seq_len;
   queue_options.max_policy_lag = config.max_policy_lag();
+  queue_options.group_size = GroupSize(config.ppo());
   std::unique_ptr<TrajectoryJournal> journal;
   if (!config.checkpoint_dir().empty()) {
     std::error_code ec;
@@ -233,6 +242,11 @@ absl::Status Learner::RestoreQueue() {
   RLHF_RETURN_IF_ERROR(journal_->Resumed(trainer_->step()));
   std::vector<rlhf::v1::Trajectory> queued;
   RLHF_ASSIGN_OR_RETURN(JournalState state, ReadJournal(journal_->path(), &queued));
+  if (GroupSize(config_.ppo()) > 1) {
+    // Group keys hold lease ids: this run's must differ from those of the runs before it.
+    RLHF_RETURN_IF_ERROR(
+        pool_->StartLeaseNumbersAt((static_cast<uint64_t>(state.resumes) << 32) + 1));
+  }
   if (state.ids.empty()) return absl::OkStatus();
   using Fate = JournalState::Fate;
   TrajectoryLedger l;
@@ -315,6 +329,18 @@ bool Learner::finished() const {
   return finished_;
 }
 
+void Learner::DropVoidedGroups() {
+  if (GroupSize(config_.ppo()) == 1) return;
+  pool_->Expire();  // a dead worker's lease ends even when no one asks for one
+  for (const PromptPool::VoidedGroup& g : pool_->TakeVoidedGroups()) {
+    const int dropped = queue_->VoidGroup(g.lease_id, g.prompt_index);
+    if (dropped > 0) {
+      VLOG(1) << "group (" << g.lease_id << ", prompt " << g.prompt_index << "): " << dropped
+              << " held trajectories dropped, its lease ended before the group was complete";
+    }
+  }
+}
+
 nlohmann::json Learner::LedgerJson() const {
   const TrajectoryLedger l = queue_->Ledger();
   const PromptPoolStats p = pool_->Stats();
@@ -323,6 +349,7 @@ nlohmann::json Learner::LedgerJson() const {
           {"consumed", l.consumed},
           {"queued", l.queued},
           {"parked", l.parked},
+          {"held", l.held},
           {"duplicate", l.duplicate},
           {"invalid", l.invalid},
           {"stale_on_arrival", l.stale_on_arrival},
@@ -346,6 +373,7 @@ absl::Status Learner::Loop(const EventCallback& on_event) {
     std::vector<rlhf::v1::Trajectory> batch;
     const absl::Time wait_start = absl::Now();
     while (static_cast<int>(batch.size()) < batch_size && !stop_requested()) {
+      DropVoidedGroups();
       auto got = queue_->PopBatch(batch_size - static_cast<int>(batch.size()), weights_->latest(),
                                   absl::Milliseconds(100));
       for (auto& t : got) batch.push_back(std::move(t));

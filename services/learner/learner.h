@@ -3,7 +3,10 @@
 // and runs the training loop on its own thread:
 //
 //  1. Publish the current policy as version = steps done (0 for a fresh run).
-//  2. Take batch_size fresh trajectories from the queue (waiting as long as it takes).
+//  2. Take batch_size fresh trajectories from the queue (waiting as long as it takes). With
+//     ppo.group_size k > 1 (RLOO, GRPO) the pool leases k copies of each prompt and the queue
+//     hands out whole groups (prompt_pool.h, trajectory_queue.h); the loop passes on the groups
+//     the pool voided (their lease ended first), whose held trajectories the queue drops.
 //  3. One PPO step; publish the new version; report the step (callback + metrics).
 //  4. Every checkpoint_every steps, and at the end, write a checkpoint:
 //       <checkpoint_dir>/step-<8 digits>/{policy/, critic/, optimizer.pt, trainer.json,
@@ -110,6 +113,8 @@ class Learner {
   // Publishes the trainer's policy as version = steps done.
   absl::Status PublishPolicy();
   absl::Status Loop(const EventCallback& on_event);
+  // With groups: expires overdue leases and drops from the queue the groups the pool voided.
+  void DropVoidedGroups();
   absl::Status WriteCheckpoint();
   nlohmann::json LedgerJson() const;
 

@@ -8,6 +8,7 @@
 #include "common/checkpoint/checkpoint.h"
 #include "common/status/status_macros.h"
 #include "glog/logging.h"
+#include "services/learner/advantage_config.h"
 
 namespace rlhf::learner {
 
@@ -54,7 +55,9 @@ absl::StatusOr<std::pair<model::Llama, model::Llama>> LoadLearnerModels(
     const rlhf::v1::LearnerConfig& config) {
   RLHF_ASSIGN_OR_RETURN(model::Llama policy, checkpoint::LoadModel(config.policy()));
   model::Llama critic{nullptr};
-  if (config.critic().empty()) {
+  if (IsCriticFree(config.ppo())) {
+    // RLOO, GRPO: no critic (ValidateAdvantageConfig refuses a config that names one).
+  } else if (config.critic().empty()) {
     RLHF_ASSIGN_OR_RETURN(critic, PpoTrainer::CriticFromPolicy(policy));
   } else {
     RLHF_ASSIGN_OR_RETURN(critic, checkpoint::LoadModel(config.critic()));

@@ -43,7 +43,8 @@ PpoTrainerOptions LearnerTrainerOptions(const rlhf::v1::LearnerConfig& config,
                                         dist::ProcessGroup* group);
 
 // The policy named in `config` and its critic (config.critic, or the policy's trunk with a zero
-// value head): what every rank's trainer starts from.
+// value head; null for RLOO and GRPO, which train no critic): what every rank's trainer starts
+// from.
 absl::StatusOr<std::pair<model::Llama, model::Llama>> LoadLearnerModels(
     const rlhf::v1::LearnerConfig& config);
 

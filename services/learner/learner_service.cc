@@ -291,7 +291,8 @@ void LearnerService::ServeWaitingLeases() {
     const absl::Time now = absl::Now();
     while (!waiting_.empty()) {
       const WaitingLease& w = waiting_.front();
-      const bool room = in_flight + w.request->max_prompts() <= options_.max_prompts_in_flight;
+      const bool room =
+          in_flight + pool_->LeaseSize(w.request->max_prompts()) <= options_.max_prompts_in_flight;
       if (closed_ || !room) {
         if (!closed_ && now < w.deadline) break;      // FIFO: later ones wait behind it
         answers.emplace_back(w.reactor, Status::OK);  // empty: ask again (or the run is ending)

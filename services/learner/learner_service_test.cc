@@ -1,8 +1,6 @@
 // The learner over real gRPC on 127.0.0.1:0: leases, the trajectory stream with its acks,
 // dedup and backpressure, weights, version watching, checkpoints, and the equivalence of a PPO
 // run fed over the wire with the same steps run in one process.
-#include "services/learner/learner.h"
-
 #include <filesystem>
 #include <thread>
 
@@ -10,6 +8,7 @@
 #include "common/codec/weight_chunks.h"
 #include "common/grpc/server.h"
 #include "gtest/gtest.h"
+#include "services/learner/learner.h"
 #include "services/learner/ppo_test_util.h"
 
 namespace rlhf::learner {
@@ -185,8 +184,7 @@ TEST(LearnerServiceTest, LeasesCarryPromptsSamplingAndVersionAndCanBeReturned) {
 
   request.set_max_prompts(0);
   ::grpc::ClientContext ctx4;
-  EXPECT_EQ(f.stub().LeasePrompts(&ctx4, request, &lease).error_code(),
-            ::grpc::INVALID_ARGUMENT);
+  EXPECT_EQ(f.stub().LeasePrompts(&ctx4, request, &lease).error_code(), ::grpc::INVALID_ARGUMENT);
 }
 
 TEST(LearnerServiceTest, LeasesBeyondTheGateWaitForRoomInOrder) {
@@ -323,8 +321,9 @@ TEST(LearnerServiceTest, WeightsAndVersionsFollowTheSteps) {
       if (absl::Status s = assembler.Add(chunk); !s.ok()) return s;
     }
     ::grpc::Status status = reader->Finish();
-    if (!status.ok()) return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                                          status.error_message());
+    if (!status.ok())
+      return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                          status.error_message());
     return assembler.Finish();
   };
   auto v0 = fetch(0);
@@ -391,6 +390,21 @@ TEST(LearnerServiceTest, BadConfigsAreRejectedWithTheFieldNamed) {
   config.mutable_sampling()->set_max_new_tokens(62);  // 3-token prompts + 62 > 64
   auto learner = Learner::Create(config, NewTrainer(config), Prompts(2), registry);
   EXPECT_EQ(learner.status().code(), absl::StatusCode::kInvalidArgument);
+  // RLOO / GRPO: whole groups per batch, at least 2 samples, no critic; GAE: no groups.
+  config = Config(4, 1);
+  config.mutable_ppo()->set_advantage(rlhf::v1::PpoConfig::RLOO);
+  EXPECT_NE(ValidateLearnerConfig(config).message().find("group_size >= 2"), std::string::npos);
+  config.mutable_ppo()->set_group_size(3);
+  EXPECT_NE(ValidateLearnerConfig(config).message().find("multiple of ppo.group_size"),
+            std::string::npos);
+  config.mutable_ppo()->set_group_size(2);
+  EXPECT_TRUE(ValidateLearnerConfig(config).ok()) << ValidateLearnerConfig(config);
+  config.set_critic("/models/critic");
+  EXPECT_NE(ValidateLearnerConfig(config).message().find("trains no critic"), std::string::npos);
+  config = Config(4, 1);
+  config.mutable_ppo()->set_group_size(2);
+  EXPECT_NE(ValidateLearnerConfig(config).message().find("GAE samples each prompt once"),
+            std::string::npos);
 }
 
 }  // namespace

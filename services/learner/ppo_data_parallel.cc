@@ -33,6 +33,8 @@ void AddOptional(Fingerprint& f, const std::optional<double>& v) {
 }
 
 void AddModel(Fingerprint& f, const model::Llama& m) {
+  f.Add(m.is_empty());
+  if (m.is_empty()) return;  // no critic (RLOO, GRPO)
   const model::LlamaConfig& c = m->config();
   for (int64_t v : {c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads, c.vocab_size,
                     c.max_seq_len, Bits(c.rms_norm_eps), Bits(c.rope_theta),
@@ -76,7 +78,8 @@ int64_t TrainerFingerprint(const PpoTrainerOptions& o, const model::Llama& polic
                     Bits(o.entropy_coef),
                     Bits(o.temperature),
                     static_cast<int64_t>(o.seed),
-                    int64_t{o.decoupled}}) {
+                    int64_t{o.decoupled},
+                    int64_t{o.group_size}}) {
     f.Add(v);
   }
   f.Add(s.token_rewards.score_clip.has_value());
@@ -88,6 +91,11 @@ int64_t TrainerFingerprint(const PpoTrainerOptions& o, const model::Llama& polic
   AddOptional(f, s.value.clip);
   AddOptional(f, o.kl.target);
   AddOptional(f, o.behaviour_weight_cap);
+  f.Add(o.group_advantage.has_value());
+  if (o.group_advantage.has_value()) {
+    f.Add(static_cast<int64_t>(o.group_advantage->baseline));
+    f.Add(Bits(o.group_advantage->eps));
+  }
   AddModel(f, policy);
   AddModel(f, critic);
   return f.value();

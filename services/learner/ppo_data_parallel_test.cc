@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "common/dist/process_group.h"
 #include "common/testing/dist_ranks.h"
 #include "gtest/gtest.h"
@@ -63,7 +64,9 @@ absl::StatusOr<std::unique_ptr<PpoTrainer>> MakeTrainer(PpoTrainerOptions option
                                                         dist::ProcessGroup* group,
                                                         const Models& models) {
   options.process_group = group;
-  return PpoTrainer::Create(models.policy, models.critic, options);
+  // RLOO/GRPO train no critic.
+  return PpoTrainer::Create(
+      models.policy, options.group_advantage ? model::Llama{nullptr} : models.critic, options);
 }
 
 // Batches of 10 trajectories; minibatches of 5 are split 2 / 3 between the ranks.
@@ -115,6 +118,14 @@ std::vector<Case> Cases() {
   seq_exact.float64 = true;
   seq_exact.tolerance = 1e-12;
   cases.push_back(seq_exact);
+  // Critic-free RLOO on groups of 2: the minibatches' 2 / 3 split cuts groups between the ranks,
+  // which must not matter (the advantages are the whole batch's, computed before the split).
+  Case rloo{"RlooGroupsSplitBetweenRanksFloat64", BaseOptions()};
+  rloo.options.group_advantage = rl::GroupAdvantageOptions{rl::GroupBaseline::kLeaveOneOut};
+  rloo.options.group_size = 2;
+  rloo.float64 = true;
+  rloo.tolerance = 1e-12;
+  cases.push_back(rloo);
   return cases;
 }
 
@@ -122,15 +133,27 @@ std::vector<std::vector<rlhf::v1::Trajectory>> Batches(const Case& c) {
   auto policy = model::CreateRandomLlama(testing::TinyPolicyConfig(), 3);
   EXPECT_TRUE(policy.ok());
   std::vector<std::vector<rlhf::v1::Trajectory>> batches;
+  const int k = c.options.group_size;
   for (int i = 0; i < kSteps; ++i) {
-    batches.push_back(SampleTrajectories(*policy, 10, 8, /*seed=*/20 + i, /*favoured_token=*/7, "w",
-                                         /*version=*/c.stale ? 0 : i));
+    // With groups: k copies of each sampled trajectory, rewards spread apart.
+    auto sampled = SampleTrajectories(*policy, 10 / k, 8, /*seed=*/20 + i, /*favoured_token=*/7,
+                                      "w", /*version=*/c.stale ? 0 : i);
+    std::vector<rlhf::v1::Trajectory> batch;
+    for (const rlhf::v1::Trajectory& t : sampled) {
+      for (int j = 0; j < k; ++j) {
+        batch.push_back(t);
+        if (k > 1) batch.back().set_id(absl::StrCat(t.id(), "#", j));
+        batch.back().set_reward(t.reward() + 0.3f * static_cast<float>(j));
+      }
+    }
+    batches.push_back(std::move(batch));
   }
   return batches;
 }
 
 std::vector<torch::Tensor> AllParameters(PpoTrainer& t) {
   std::vector<torch::Tensor> out = t.policy()->parameters();
+  if (t.critic().is_empty()) return out;
   for (const torch::Tensor& p : t.critic()->parameters()) out.push_back(p);
   return out;
 }

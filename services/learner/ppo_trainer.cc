@@ -71,7 +71,14 @@ absl::Status CheckInputs(const model::Llama& policy, const model::Llama& critic,
   if (!policy || !policy->config().lm_head) {
     return absl::InvalidArgumentError("the policy needs an LM head");
   }
-  if (!critic || !critic->config().scalar_head) {
+  if (options.group_advantage.has_value()) {
+    if (!critic.is_empty()) {
+      return absl::InvalidArgumentError(
+          "critic-free advantages (RLOO, GRPO) take no critic: pass model::Llama{nullptr}");
+    }
+    return absl::OkStatus();
+  }
+  if (critic.is_empty() || !critic->config().scalar_head) {
     return absl::InvalidArgumentError("the critic needs a scalar head");
   }
   if (critic->config().vocab_size != policy->config().vocab_size ||
@@ -81,9 +88,33 @@ absl::Status CheckInputs(const model::Llama& policy, const model::Llama& critic,
   return absl::OkStatus();
 }
 
-absl::Status CheckBatch(const std::vector<rlhf::v1::Trajectory>& batch,
-                        const model::LlamaConfig& c) {
+// With groups of k: consecutive runs of k trajectories of one prompt.
+absl::Status CheckGroups(const std::vector<rlhf::v1::Trajectory>& batch, int k) {
+  if (batch.size() % k != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("a batch of ", batch.size(), " trajectories is not whole groups of ", k,
+                     " (RLOO/GRPO train on every sample of a prompt together)"));
+  }
+  for (size_t begin = 0; begin < batch.size(); begin += k) {
+    const rlhf::v1::Trajectory& first = batch[begin];
+    for (size_t i = begin + 1; i < begin + k; ++i) {
+      if (batch[i].prompt_index() != first.prompt_index() ||
+          !std::equal(batch[i].prompt_tokens().begin(), batch[i].prompt_tokens().end(),
+                      first.prompt_tokens().begin(), first.prompt_tokens().end())) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "trajectories ", begin, "..", begin + k - 1, " of the batch are not one group of ", k,
+            " samples of one prompt: trajectory ", batch[i].id(), " has prompt ",
+            batch[i].prompt_index(), ", ", first.id(), " prompt ", first.prompt_index()));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckBatch(const std::vector<rlhf::v1::Trajectory>& batch, const model::LlamaConfig& c,
+                        const PpoTrainerOptions& o) {
   if (batch.empty()) return absl::InvalidArgumentError("empty batch");
+  if (o.group_advantage.has_value()) RLHF_RETURN_IF_ERROR(CheckGroups(batch, o.group_size));
   int64_t tokens = 0;
   for (const auto& t : batch) {
     RLHF_RETURN_IF_ERROR(CheckTrajectory(t, c));
@@ -106,9 +137,11 @@ void RunRollout(model::Llama& policy, model::Llama& critic, double temperature, 
                 int64_t end, StepData* d) {
   torch::NoGradGuard no_grad;
   const Batch& all = d->all;
+  const bool has_critic = !critic.is_empty();   // critic-free: values are 0
   if (begin == 0 && end == all.mask.size(0)) {  // the whole batch
     d->rollout.logprobs = RunPolicy(policy, all, temperature, Entropy::kNone).logprobs * all.mask;
-    d->rollout.values = RunCritic(critic, all) * all.mask;
+    d->rollout.values =
+        has_critic ? RunCritic(critic, all) * all.mask : torch::zeros_like(d->rollout.logprobs);
     return;
   }
   // The dtypes the whole batch would give (the same on every rank, whatever its share).
@@ -117,12 +150,14 @@ void RunRollout(model::Llama& policy, model::Llama& critic, double temperature, 
         torch::promote_types(m->parameters().front().scalar_type(), all.mask.scalar_type()));
   };
   d->rollout.logprobs = torch::zeros(all.mask.sizes(), dtype(policy));
-  d->rollout.values = torch::zeros(all.mask.sizes(), dtype(critic));
+  d->rollout.values = torch::zeros(all.mask.sizes(), dtype(has_critic ? critic : policy));
   if (end == begin) return;
   const Batch mine = Select(all, torch::arange(begin, end, torch::kLong));
   d->rollout.logprobs.narrow(0, begin, end - begin)
       .copy_(RunPolicy(policy, mine, temperature, Entropy::kNone).logprobs * mine.mask);
-  d->rollout.values.narrow(0, begin, end - begin).copy_(RunCritic(critic, mine) * mine.mask);
+  if (has_critic) {
+    d->rollout.values.narrow(0, begin, end - begin).copy_(RunCritic(critic, mine) * mine.mask);
+  }
 }
 
 // Step 2, on the whole batch.
@@ -136,6 +171,11 @@ void ComputeTargets(const PpoTrainerOptions& o, double kl_coef, StepData* d) {
   rollout.contains_eos = all.contains_eos;
   rollout.ref_logprobs = all.ref_logprobs;
   rollout.mask = all.mask;
+  if (o.group_advantage.has_value()) {  // RLOO, GRPO: not whitened (see ppo_step.h)
+    d->targets =
+        rl::ComputeGroupPpoTargets(rollout, kl_coef, o.group_size, *o.group_advantage, o.step);
+    return;
+  }
   d->targets = rl::ComputePpoTargets(rollout, kl_coef, o.step);
   if (!o.whiten_advantages) d->targets.advantages_whitened = d->targets.advantages;
 }
@@ -154,7 +194,10 @@ void MinibatchBackward(model::Llama& policy, model::Llama& critic, const PpoTrai
   mb_targets.returns = d.targets.returns.index_select(0, idx);
   PolicyOutput out = RunPolicy(policy, mb, o.temperature,
                                o.entropy_coef > 0 ? Entropy::kDifferentiable : Entropy::kStatistic);
-  torch::Tensor values = RunCritic(critic, mb);
+  const bool has_critic = !critic.is_empty();
+  // Critic-free: the value loss is 0 and takes no part in the total.
+  torch::Tensor values =
+      has_critic ? RunCritic(critic, mb) : torch::zeros_like(out.logprobs.detach());
   const torch::Tensor old_logprobs = d.rollout.logprobs.index_select(0, idx);
   rl::PpoLossResult loss =
       rl::ComputePpoLoss(out.logprobs, values, old_logprobs, d.rollout.values.index_select(0, idx),
@@ -173,8 +216,8 @@ void MinibatchBackward(model::Llama& policy, model::Llama& critic, const PpoTrai
   }
   const double value_share = share.Of(o.step.value.aggregation);
   const double world = train::WorldSize(o.process_group);
-  torch::Tensor total = policy_loss * (world * policy_share) +
-                        loss.value.loss * (o.step.vf_coef * world * value_share);
+  torch::Tensor total = policy_loss * (world * policy_share);
+  if (has_critic) total = total + loss.value.loss * (o.step.vf_coef * world * value_share);
   if (o.entropy_coef > 0) total = total - (o.entropy_coef * world * share.tokens) * entropy;
   total.backward();
 
@@ -231,6 +274,16 @@ absl::Status Validate(const PpoTrainerOptions& o) {
   if (!(o.temperature > 0)) return absl::InvalidArgumentError("temperature must be > 0");
   if (o.decoupled) RLHF_RETURN_IF_ERROR(rl::Validate(DecoupledOptions(o)));
   if (o.grad_bucket_bytes <= 0) return absl::InvalidArgumentError("grad_bucket_bytes must be > 0");
+  if (o.group_advantage.has_value()) {
+    RLHF_RETURN_IF_ERROR(rl::Validate(*o.group_advantage));
+    if (o.group_size < 2) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "critic-free advantages need group_size >= 2 samples per prompt, got ", o.group_size));
+    }
+  } else if (o.group_size != 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("group_size is ", o.group_size, " without critic-free advantages"));
+  }
   return absl::OkStatus();
 }
 
@@ -271,6 +324,14 @@ PpoTrainerOptions PpoTrainerOptionsFromConfig(const rlhf::v1::PpoConfig& ppo,
   } else {
     o.behaviour_weight_cap.reset();
   }
+  if (ppo.advantage() == rlhf::v1::PpoConfig::RLOO ||
+      ppo.advantage() == rlhf::v1::PpoConfig::GRPO) {
+    rl::GroupAdvantageOptions g;
+    g.baseline = ppo.advantage() == rlhf::v1::PpoConfig::RLOO ? rl::GroupBaseline::kLeaveOneOut
+                                                              : rl::GroupBaseline::kMeanStd;
+    o.group_advantage = g;
+    o.group_size = ppo.group_size();
+  }
   return o;
 }
 
@@ -304,7 +365,9 @@ absl::StatusOr<std::unique_ptr<PpoTrainer>> PpoTrainer::Create(model::Llama poli
   std::unique_ptr<PpoTrainer> trainer(
       new PpoTrainer(std::move(policy), std::move(critic), options, kl));
   RLHF_RETURN_IF_ERROR(train::JoinDataParallel(group, fingerprint, trainer->policy_));
-  RLHF_RETURN_IF_ERROR(train::JoinDataParallel(group, fingerprint, trainer->critic_));
+  if (!trainer->critic_.is_empty()) {
+    RLHF_RETURN_IF_ERROR(train::JoinDataParallel(group, fingerprint, trainer->critic_));
+  }
   return trainer;
 }
 
@@ -316,14 +379,18 @@ PpoTrainer::PpoTrainer(model::Llama policy, model::Llama critic, const PpoTraine
       kl_(kl),
       rng_(options.seed) {
   policy_->train();
-  critic_->train();
   policy_optimizer_ = std::make_unique<torch::optim::Adam>(
       Parameters(policy_), torch::optim::AdamOptions(options.learning_rate));
-  critic_optimizer_ = std::make_unique<torch::optim::Adam>(
-      Parameters(critic_), torch::optim::AdamOptions(options.critic_learning_rate));
+  if (!critic_.is_empty()) {
+    critic_->train();
+    critic_optimizer_ = std::make_unique<torch::optim::Adam>(
+        Parameters(critic_), torch::optim::AdamOptions(options.critic_learning_rate));
+  }
   if (train::WorldSize(options.process_group) > 1) {
     std::vector<torch::Tensor> parameters = Parameters(policy_);
-    for (const torch::Tensor& p : Parameters(critic_)) parameters.push_back(p);
+    if (!critic_.is_empty()) {
+      for (const torch::Tensor& p : Parameters(critic_)) parameters.push_back(p);
+    }
     sync_ = std::make_unique<dist::GradientSync>(options.process_group, std::move(parameters),
                                                  options.grad_bucket_bytes);
   }
@@ -338,7 +405,7 @@ int64_t PpoTrainer::StateFingerprint() const {
 absl::StatusOr<PpoStepStats> PpoTrainer::Step(const std::vector<rlhf::v1::Trajectory>& batch) {
   const absl::Time start = absl::Now();
   internal::StepComm comm(options_.process_group);
-  RLHF_RETURN_IF_ERROR(comm.Agree(CheckBatch(batch, policy_->config())));
+  RLHF_RETURN_IF_ERROR(comm.Agree(CheckBatch(batch, policy_->config(), options_)));
   RLHF_RETURN_IF_ERROR(comm.CheckSame(
       comm.sharded() ? internal::BatchFingerprint(batch, StateFingerprint()) : 0,
       "the PPO batch or trainer state (every rank must step on the same trajectories)"));
@@ -401,7 +468,7 @@ absl::StatusOr<PpoStepStats> PpoTrainer::StepImpl(const std::vector<rlhf::v1::Tr
       if (local.ok()) {
         local = internal::Guarded([&] {
           policy_optimizer_->zero_grad();
-          critic_optimizer_->zero_grad();
+          if (critic_optimizer_) critic_optimizer_->zero_grad();
           if (!rows.empty()) MinibatchBackward(policy_, critic_, options_, rows, share, d, &sums);
         });
       }
@@ -411,10 +478,12 @@ absl::StatusOr<PpoStepStats> PpoTrainer::StepImpl(const std::vector<rlhf::v1::Tr
         const absl::Time optimizer_start = absl::Now();
         if (options_.max_grad_norm > 0) {
           torch::nn::utils::clip_grad_norm_(Parameters(policy_), options_.max_grad_norm);
-          torch::nn::utils::clip_grad_norm_(Parameters(critic_), options_.max_grad_norm);
+          if (critic_optimizer_) {
+            torch::nn::utils::clip_grad_norm_(Parameters(critic_), options_.max_grad_norm);
+          }
         }
         policy_optimizer_->step();
-        critic_optimizer_->step();
+        if (critic_optimizer_) critic_optimizer_->step();
         stats.optimizer_seconds += absl::ToDoubleSeconds(absl::Now() - optimizer_start);
       });
       ++updates;
@@ -451,14 +520,18 @@ absl::Status PpoTrainer::Save(const std::string& dir) const {
   fs::create_directories(dir, ec);
   if (ec) return absl::InternalError(absl::StrCat("cannot create ", dir, ": ", ec.message()));
   RLHF_RETURN_IF_ERROR(checkpoint::SaveHfLlama(policy_, dir + "/policy", torch::kFloat32));
-  RLHF_RETURN_IF_ERROR(checkpoint::SaveHfLlama(critic_, dir + "/critic", torch::kFloat32));
+  if (critic_optimizer_) {
+    RLHF_RETURN_IF_ERROR(checkpoint::SaveHfLlama(critic_, dir + "/critic", torch::kFloat32));
+  }
   try {
     torch::serialize::OutputArchive policy_archive, critic_archive;
     policy_optimizer_->save(policy_archive);
-    critic_optimizer_->save(critic_archive);
     torch::serialize::OutputArchive archive;
     archive.write("policy", policy_archive);
-    archive.write("critic", critic_archive);
+    if (critic_optimizer_) {
+      critic_optimizer_->save(critic_archive);
+      archive.write("critic", critic_archive);
+    }
     archive.save_to(dir + "/optimizer.pt");
   } catch (const std::exception& e) {
     return absl::InternalError(absl::StrCat("saving ", dir, "/optimizer.pt: ", e.what()));
@@ -489,16 +562,20 @@ absl::Status PpoTrainer::RestoreLocal(const std::string& dir) {
     return absl::InvalidArgumentError(absl::StrCat(dir, "/trainer.json is malformed"));
   }
   RLHF_ASSIGN_OR_RETURN(model::Llama policy, checkpoint::LoadHfLlama(dir + "/policy"));
-  RLHF_ASSIGN_OR_RETURN(model::Llama critic, checkpoint::LoadHfLlama(dir + "/critic"));
   RLHF_RETURN_IF_ERROR(CopyParameters(policy, policy_, dir + "/policy"));
-  RLHF_RETURN_IF_ERROR(CopyParameters(critic, critic_, dir + "/critic"));
+  if (critic_optimizer_) {
+    RLHF_ASSIGN_OR_RETURN(model::Llama critic, checkpoint::LoadHfLlama(dir + "/critic"));
+    RLHF_RETURN_IF_ERROR(CopyParameters(critic, critic_, dir + "/critic"));
+  }
   try {
     torch::serialize::InputArchive archive, policy_archive, critic_archive;
     archive.load_from(dir + "/optimizer.pt");
     archive.read("policy", policy_archive);
-    archive.read("critic", critic_archive);
     policy_optimizer_->load(policy_archive);
-    critic_optimizer_->load(critic_archive);
+    if (critic_optimizer_) {
+      archive.read("critic", critic_archive);
+      critic_optimizer_->load(critic_archive);
+    }
   } catch (const std::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat("loading ", dir, "/optimizer.pt: ", e.what()));
   }

@@ -14,6 +14,16 @@
 //     of policy and critic separately, one Adam step each.
 //  4. The KL controller moves towards its target with the batch's mean sequence KL.
 //
+// Critic-free (options.group_advantage set: RLOO or GRPO): the batch is whole groups of
+// group_size consecutive trajectories of one prompt (Step rejects any other batch), there is no
+// critic (Create takes a null one; no values, no value loss, no critic optimizer or checkpoint),
+// and step 2 is rl::ComputeGroupPpoTargets: each trajectory's sequence reward (score with the
+// missing-EOS penalty, minus kl_coef times its summed KL to the reference, the KL being that of
+// the policy at the start of the step, as for GAE) against its group's baseline, on every one of
+// its response tokens, not whitened. Steps 1, 3 (the clipped or decoupled policy loss and the
+// entropy bonus) and 4 are as above; the targets are computed on the whole batch on every rank
+// before any split, so the groups' math does not depend on the ranks.
+//
 // Data parallelism: with options.process_group of N > 1 ranks, every rank is given the same
 // models (Create copies rank 0's parameters) and options, and calls every method (they are
 // collectives), except Save, which rank 0 alone calls (is_main()). Every rank Steps on the SAME
@@ -83,6 +93,12 @@ struct PpoTrainerOptions {
   /// the standard clipped loss on every trajectory.
   bool decoupled = false;
   std::optional<double> behaviour_weight_cap = 5.0;
+  /// Critic-free advantages: the group baseline (kLeaveOneOut = RLOO, kMeanStd = GRPO) of each
+  /// trajectory's sequence reward, see the file comment. Then whiten_advantages, vf_coef,
+  /// step.gae, step.value and critic_learning_rate are unused. nullopt = GAE with a critic.
+  std::optional<rl::GroupAdvantageOptions> group_advantage;
+  /// Trajectories per group with group_advantage (>= 2); 1 otherwise.
+  int group_size = 1;
 
   // --- Data parallelism
   /// The group this trainer is one rank of (not owned; outlives the trainer). nullptr or a group
@@ -128,7 +144,8 @@ struct PpoStepStats {
 class PpoTrainer {
  public:
   // Takes ownership of `policy` (needs an LM head) and `critic` (needs a scalar head; same
-  // vocabulary and context). Errors: InvalidArgument for bad options or models. With a group:
+  // vocabulary and context; null, model::Llama{nullptr}, with options.group_advantage, and only
+  // then). Errors: InvalidArgument for bad options or models. With a group:
   // fails on every rank if any rank's options or models are bad (FailedPrecondition on the
   // others) or differ from rank 0's options and architectures (FailedPrecondition), and starts
   // every rank from rank 0's policy and critic parameters.
@@ -144,8 +161,9 @@ class PpoTrainer {
 
   // Runs one PPO step on `batch` (in this order; the result depends on it only through the
   // seeded minibatch shuffle). Errors: InvalidArgument for fewer than 2 response tokens in all,
-  // mismatched array sizes, token ids outside the vocabulary or sequences beyond the context;
-  // Internal when LibTorch fails. The models are unchanged on an InvalidArgument error.
+  // a critic-free batch that is not whole consecutive groups (same prompt_index and prompt
+  // tokens), mismatched array sizes, token ids outside the vocabulary or sequences beyond the
+  // context; Internal when LibTorch fails. The models are unchanged on an InvalidArgument error.
   // With a group, every rank passes the same `batch`: a rank whose batch (or step, KL coefficient
   // or shuffle state) differs fails with FailedPrecondition on every rank, as do the other ranks
   // when one rank's batch is invalid or its LibTorch fails; errors of the group itself are its
@@ -155,12 +173,12 @@ class PpoTrainer {
   // The policy's parameters (named as Llama's named_parameters()), detached copies.
   std::vector<std::pair<std::string, torch::Tensor>> PolicyParameters() const;
 
-  // Writes policy/ and critic/ (HF safetensors, float32), optimizer.pt and trainer.json (step,
-  // KL coefficient, shuffle RNG) into `dir` (created). Restore reads them back; the models'
-  // architectures must match. Errors: Internal / NotFound / InvalidArgument with the path.
-  // With a group, Save REQUIRES is_main() (FailedPrecondition otherwise) and every rank Restores
-  // from a directory it can read; a restore that fails on one rank, or restores different states,
-  // fails on all of them.
+  // Writes policy/ and critic/ (HF safetensors, float32; no critic/ when critic-free), optimizer.pt
+  // and trainer.json (step, KL coefficient, shuffle RNG) into `dir` (created). Restore reads them
+  // back; the models' architectures must match. Errors: Internal / NotFound / InvalidArgument with
+  // the path. With a group, Save REQUIRES is_main() (FailedPrecondition otherwise) and every rank
+  // Restores from a directory it can read; a restore that fails on one rank, or restores different
+  // states, fails on all of them.
   absl::Status Save(const std::string& dir) const;
   absl::Status Restore(const std::string& dir);
   // Whether this is rank 0 (or a single process): the rank that writes files and logs.
@@ -169,7 +187,7 @@ class PpoTrainer {
   int64_t step() const { return step_; }
   double kl_coef() const { return kl_.value(); }
   model::Llama& policy() { return policy_; }
-  model::Llama& critic() { return critic_; }
+  model::Llama& critic() { return critic_; }  // null when critic-free
   const PpoTrainerOptions& options() const { return options_; }
 
  private:

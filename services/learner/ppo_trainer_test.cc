@@ -1,7 +1,11 @@
 #include "services/learner/ppo_trainer.h"
 
+#include <cmath>
 #include <filesystem>
+#include <string>
+#include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "services/learner/ppo_test_util.h"
 
@@ -160,14 +164,14 @@ TEST(PpoTrainerTest, RewardOfTheFavouredTokenRises) {
   o.learning_rate = 1e-2;
   auto trainer = MakeTrainer(o);
   const int64_t favoured = 7;
-  const double initial = testing::MeanReward(
-      SampleTrajectories(trainer->policy(), 64, 8, /*seed=*/1000, favoured));
+  const double initial =
+      testing::MeanReward(SampleTrajectories(trainer->policy(), 64, 8, /*seed=*/1000, favoured));
   for (int step = 0; step < 15; ++step) {
     auto batch = SampleTrajectories(trainer->policy(), 16, 8, 10 + step, favoured);
     ASSERT_TRUE(trainer->Step(batch).ok());
   }
-  const double final = testing::MeanReward(
-      SampleTrajectories(trainer->policy(), 64, 8, /*seed=*/1000, favoured));
+  const double final =
+      testing::MeanReward(SampleTrajectories(trainer->policy(), 64, 8, /*seed=*/1000, favoured));
   // A random 40-token policy emits the token ~2.5% of the time; 15 steps at this learning rate
   // push it well past twice that (observed ~0.3).
   EXPECT_GT(final, initial * 2 + 0.05) << "initial " << initial << " final " << final;
@@ -230,6 +234,136 @@ TEST(PpoTrainerTest, BadOptionsAreErrors) {
   model::Llama policy = MakePolicy();
   EXPECT_EQ(PpoTrainer::Create(policy, policy, Options()).status().code(),
             absl::StatusCode::kInvalidArgument);  // the policy is no critic
+}
+
+// ---- Critic-free advantages (RLOO, GRPO) ------------------------------------------------------
+
+PpoTrainerOptions GroupOptions(rl::GroupBaseline baseline, int group_size) {
+  PpoTrainerOptions o = Options();
+  rl::GroupAdvantageOptions g;
+  g.baseline = baseline;
+  o.group_advantage = g;
+  o.group_size = group_size;
+  return o;
+}
+
+std::unique_ptr<PpoTrainer> MakeCriticFreeTrainer(const PpoTrainerOptions& options) {
+  auto trainer = PpoTrainer::Create(MakePolicy(), model::Llama{nullptr}, options);
+  EXPECT_TRUE(trainer.ok()) << trainer.status();
+  return std::move(*trainer);
+}
+
+// `groups` groups of `k` consecutive samples of one prompt: copies of one sampled trajectory
+// (identical responses, so identical KL), sample j of a group with reward base + j * spread.
+std::vector<rlhf::v1::Trajectory> CopiedGroups(const model::Llama& policy, int groups, int k,
+                                               float spread) {
+  auto sampled = SampleTrajectories(policy, groups, 8, /*seed=*/5, /*favoured_token=*/7);
+  std::vector<rlhf::v1::Trajectory> batch;
+  for (int g = 0; g < groups; ++g) {
+    for (int j = 0; j < k; ++j) {
+      rlhf::v1::Trajectory t = sampled[g];
+      t.set_id(absl::StrCat(sampled[g].id(), "#", j));
+      t.set_reward(sampled[g].reward() + spread * static_cast<float>(j));
+      batch.push_back(std::move(t));
+    }
+  }
+  return batch;
+}
+
+TEST(PpoTrainerCriticFreeTest, EqualRewardsInEveryGroupGiveZeroAdvantages) {
+  for (rl::GroupBaseline baseline :
+       {rl::GroupBaseline::kLeaveOneOut, rl::GroupBaseline::kMeanStd}) {
+    auto trainer = MakeCriticFreeTrainer(GroupOptions(baseline, 2));
+    EXPECT_TRUE(trainer->critic().is_empty());
+    // GAE with the (zero-valued) critic would give every token the score: here all cancel.
+    auto stats = trainer->Step(CopiedGroups(trainer->policy(), 4, 2, /*spread=*/0));
+    ASSERT_TRUE(stats.ok()) << stats.status();
+    EXPECT_NEAR(stats->policy_loss, 0.0, 1e-6);
+    EXPECT_EQ(stats->value_loss, 0.0);
+    EXPECT_EQ(stats->explained_variance, 0.0);
+    EXPECT_NEAR(stats->kl_mean, 0.0, 1e-3);
+  }
+}
+
+TEST(PpoTrainerCriticFreeTest, RlooStepReportsTheWholeBatch) {
+  auto trainer = MakeCriticFreeTrainer(GroupOptions(rl::GroupBaseline::kLeaveOneOut, 2));
+  auto batch = CopiedGroups(trainer->policy(), 4, 2, /*spread=*/1);
+  auto stats = trainer->Step(batch);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->step, 1);
+  EXPECT_EQ(stats->trajectories, 8);
+  EXPECT_TRUE(std::isfinite(stats->policy_loss));
+  EXPECT_TRUE(std::isfinite(stats->entropy));
+  EXPECT_NEAR(stats->score_mean, testing::MeanReward(batch), 1e-6);
+}
+
+TEST(PpoTrainerCriticFreeTest, BatchesThatAreNotWholeGroupsAreRejected) {
+  auto trainer = MakeCriticFreeTrainer(GroupOptions(rl::GroupBaseline::kLeaveOneOut, 4));
+  auto before = trainer->PolicyParameters();
+  auto batch = CopiedGroups(trainer->policy(), 2, 4, /*spread=*/0.5f);
+  auto partial = batch;
+  partial.resize(6);
+  absl::Status s = trainer->Step(partial).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("not whole groups of 4"), std::string::npos) << s;
+  auto mixed = batch;
+  std::swap(mixed[3], mixed[4]);  // each group now holds a sample of the other's prompt
+  s = trainer->Step(mixed).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("not one group of 4"), std::string::npos) << s;
+  EXPECT_EQ(trainer->step(), 0);
+  auto after = trainer->PolicyParameters();
+  for (size_t i = 0; i < before.size(); ++i) {
+    EXPECT_TRUE(torch::equal(before[i].second, after[i].second));
+  }
+  EXPECT_TRUE(trainer->Step(batch).ok());
+}
+
+TEST(PpoTrainerCriticFreeTest, SavesAndRestoresWithoutACritic) {
+  const PpoTrainerOptions o = GroupOptions(rl::GroupBaseline::kMeanStd, 2);
+  auto a = MakeCriticFreeTrainer(o);
+  ASSERT_TRUE(a->Step(CopiedGroups(a->policy(), 2, 2, 1)).ok());
+  const std::string dir = ::testing::TempDir() + "/critic_free_ckpt";
+  std::filesystem::remove_all(dir);
+  ASSERT_TRUE(a->Save(dir).ok());
+  EXPECT_FALSE(std::filesystem::exists(dir + "/critic"));
+  auto b = MakeCriticFreeTrainer(o);
+  ASSERT_TRUE(b->Restore(dir).ok());
+  EXPECT_EQ(b->step(), 1);
+  EXPECT_EQ(MaxParameterDifference(*a, *b), 0.0);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(PpoTrainerCriticFreeTest, OptionsAndModelsMustAgree) {
+  PpoTrainerOptions o = GroupOptions(rl::GroupBaseline::kLeaveOneOut, 1);
+  EXPECT_EQ(Validate(o).code(), absl::StatusCode::kInvalidArgument);  // a group of 1
+  o = Options();
+  o.group_size = 4;
+  EXPECT_EQ(Validate(o).code(), absl::StatusCode::kInvalidArgument);  // groups without RLOO/GRPO
+  model::Llama policy = MakePolicy();
+  auto critic = PpoTrainer::CriticFromPolicy(policy);
+  ASSERT_TRUE(critic.ok());
+  EXPECT_EQ(PpoTrainer::Create(policy, *critic, GroupOptions(rl::GroupBaseline::kMeanStd, 2))
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);  // a critic it would not train
+  EXPECT_EQ(PpoTrainer::Create(MakePolicy(), model::Llama{nullptr}, Options()).status().code(),
+            absl::StatusCode::kInvalidArgument);  // GAE needs one
+}
+
+TEST(PpoTrainerCriticFreeTest, OptionsFromConfig) {
+  rlhf::v1::PpoConfig ppo;
+  ppo.set_advantage(rlhf::v1::PpoConfig::GRPO);
+  ppo.set_group_size(4);
+  PpoTrainerOptions o = PpoTrainerOptionsFromConfig(ppo, rlhf::v1::SamplingConfig());
+  ASSERT_TRUE(o.group_advantage.has_value());
+  EXPECT_EQ(o.group_advantage->baseline, rl::GroupBaseline::kMeanStd);
+  EXPECT_EQ(o.group_size, 4);
+  ppo.set_advantage(rlhf::v1::PpoConfig::RLOO);
+  o = PpoTrainerOptionsFromConfig(ppo, rlhf::v1::SamplingConfig());
+  EXPECT_EQ(o.group_advantage->baseline, rl::GroupBaseline::kLeaveOneOut);
+  EXPECT_FALSE(PpoTrainerOptionsFromConfig(rlhf::v1::PpoConfig(), rlhf::v1::SamplingConfig())
+                   .group_advantage.has_value());
 }
 
 }  // namespace

@@ -109,6 +109,11 @@ absl::Status Validate(const PromptPoolOptions& options) {
     return absl::InvalidArgumentError(absl::StrCat(
         "prompt pool: max_lease_prompts must be >= 1, got ", options.max_lease_prompts));
   }
+  if (options.group_size < 1 || options.group_size > options.max_lease_prompts) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "prompt pool: group_size must be in [1, max_lease_prompts = ", options.max_lease_prompts,
+        "], got ", options.group_size));
+  }
   if (!options.now) return absl::InvalidArgumentError("prompt pool: no clock (options.now)");
   return absl::OkStatus();
 }
@@ -137,11 +142,26 @@ absl::Status PromptPool::Restore(int64_t position) {
   if (position < 0) {
     return absl::InvalidArgumentError(absl::StrCat("prompt pool: negative position ", position));
   }
-  if (next_lease_ != 1) {
+  if (stats_.prompts_leased != 0) {  // every lease has at least one slot
     return absl::FailedPreconditionError("prompt pool: Restore after the first lease");
   }
   position_ = restored_position_ = position;
   return absl::OkStatus();
+}
+
+absl::Status PromptPool::StartLeaseNumbersAt(uint64_t first) {
+  absl::MutexLock lock(&mu_);
+  if (first == 0) return absl::InvalidArgumentError("prompt pool: lease numbers start at 1");
+  if (stats_.prompts_leased != 0) {
+    return absl::FailedPreconditionError("prompt pool: StartLeaseNumbersAt after the first lease");
+  }
+  next_lease_ = first;
+  return absl::OkStatus();
+}
+
+int PromptPool::LeaseSize(int max_prompts) const {
+  const int k = options_.group_size;
+  return k == 1 ? max_prompts : std::max(1, max_prompts / k) * k;
 }
 
 int64_t PromptPool::position() const {
@@ -175,25 +195,29 @@ absl::StatusOr<rlhf::v1::PromptLease> PromptPool::Lease(const std::string& worke
   const absl::Time now = options_.now();
   ExpireOverdue(now);
   const uint64_t number = next_lease_++;
+  const int k = options_.group_size;
+  const int slots = LeaseSize(max_prompts);
   LiveLease lease{worker_id, now + options_.lease_duration, {}};
-  lease.pending.reserve(max_prompts);
+  lease.pending.reserve(slots);
   rlhf::v1::PromptLease out;
   out.set_lease_id(LeaseId(number));
   out.set_expires_in_seconds(absl::ToDoubleSeconds(options_.lease_duration));
-  for (int i = 0; i < max_prompts; ++i) {
+  for (int i = 0; i < slots; i += k) {  // one slot, or one group of k copies
     int64_t index;
     if (!requeued_.empty()) {
       index = requeued_.front();
       requeued_.pop_front();
-      ++stats_.prompts_reissued;
+      stats_.prompts_reissued += k;
     } else {
       index = DrawFresh();
     }
-    *out.add_prompts() = prompts_[index];
-    lease.pending.push_back(index);
+    for (int copy = 0; copy < k; ++copy) {
+      *out.add_prompts() = prompts_[index];
+      lease.pending.push_back(index);
+    }
   }
-  stats_.prompts_leased += max_prompts;
-  stats_.outstanding += max_prompts;
+  stats_.prompts_leased += slots;
+  stats_.outstanding += slots;
   leases_.emplace(number, std::move(lease));
   return out;
 }
@@ -240,6 +264,13 @@ void PromptPool::Complete(const std::string& lease_id, int64_t prompt_index) {
   ++stats_.ignored_completions;
 }
 
+std::vector<PromptPool::VoidedGroup> PromptPool::TakeVoidedGroups() {
+  absl::MutexLock lock(&mu_);
+  std::vector<VoidedGroup> out;
+  out.swap(voided_);
+  return out;
+}
+
 void PromptPool::Expire() {
   absl::MutexLock lock(&mu_);
   ExpireOverdue(options_.now());
@@ -253,7 +284,7 @@ void PromptPool::Close() {
 PromptPoolStats PromptPool::Stats() const {
   absl::MutexLock lock(&mu_);
   PromptPoolStats s = stats_;
-  s.requeued = static_cast<int64_t>(requeued_.size());
+  s.requeued = static_cast<int64_t>(requeued_.size()) * options_.group_size;
   s.leases_active = static_cast<int64_t>(leases_.size());
   s.position = position_;
   return s;
@@ -270,7 +301,28 @@ void PromptPool::ExpireOverdue(absl::Time now) {
 int PromptPool::KillLease(std::map<uint64_t, LiveLease>::iterator it) {
   std::vector<int64_t>& pending = it->second.pending;
   const int n = static_cast<int>(pending.size());
-  requeued_.insert(requeued_.end(), pending.begin(), pending.end());
+  const int k = options_.group_size;
+  if (k == 1) {
+    requeued_.insert(requeued_.end(), pending.begin(), pending.end());
+  } else {
+    // Pending slots per prompt, in lease order; each incomplete group goes back whole.
+    std::vector<std::pair<int64_t, int>> counts;
+    for (int64_t index : pending) {
+      auto c = std::find_if(counts.begin(), counts.end(),
+                            [index](const auto& e) { return e.first == index; });
+      if (c == counts.end()) {
+        counts.emplace_back(index, 1);
+      } else {
+        ++c->second;
+      }
+    }
+    for (const auto& [index, count] : counts) {
+      const int groups = (count + k - 1) / k;
+      for (int g = 0; g < groups; ++g) requeued_.push_back(index);
+      stats_.completions_voided += static_cast<int64_t>(groups) * k - count;
+      voided_.push_back(VoidedGroup{LeaseId(it->first), index});
+    }
+  }
   stats_.outstanding -= n;
   if (n > 0) {
     dead_leases_.emplace(it->first, std::move(pending));

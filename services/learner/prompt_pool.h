@@ -18,11 +18,21 @@
 //     generated again (intended). Unknown leases and repeats are counted as ignored.
 //  5. Close() stops leasing (the run is finishing); Return() and Complete() keep working.
 //
+// Groups (options.group_size k > 1, for RLOO/GRPO): a lease holds whole groups, each k copies of
+// one prompt, consecutive (LeaseSize: max(1, max_prompts / k) groups). A group is identified by
+// (lease_id, prompt_index); a prompt drawn twice into one lease (a small pool across an epoch
+// boundary) makes 2k interchangeable samples, i.e. two groups under that key. The requeued FIFO
+// then holds groups, not slots: a lease that is returned or expires requeues each of its groups
+// that is not complete (ceil(pending / k) per prompt) as a whole group, to be generated again,
+// and reports it in TakeVoidedGroups() so that the learner drops the members it already holds
+// (late members of a voided group are dropped too, see trajectory_queue.h). Completed slots of
+// a voided group are counted in completions_voided.
+//
 // Ledger (PromptPoolStats), an exact identity at every instant:
 //     prompts_leased == prompts_completed + prompts_returned + prompts_expired + outstanding
 // where every term counts prompt slots of leases (a prompt re-issued twice counts twice), and
 // prompts_completed counts in-time completions only (late ones are late_completions). Also:
-//     prompts_returned + prompts_expired == prompts_reissued + requeued
+//     prompts_returned + prompts_expired + completions_voided == prompts_reissued + requeued
 //     prompts_leased == prompts_reissued + (position - restored position)
 //
 // Resume: position counts draws, not completions; prompts that were leased or requeued when a
@@ -72,6 +82,9 @@ struct PromptPoolOptions {
   uint64_t seed = 1;
   /// Most prompts one Lease() call may ask for.
   int max_lease_prompts = 256;
+  /// Copies of each prompt leased together (PpoConfig.group_size for RLOO/GRPO; 1 = no groups);
+  /// at most max_lease_prompts.
+  int group_size = 1;
   /// The clock; tests inject a fake one so that expiry needs no sleeping.
   std::function<absl::Time()> now = absl::Now;
 };
@@ -88,7 +101,8 @@ struct PromptPoolStats {
   int64_t late_completions = 0;     // completions of prompts of expired/returned leases
   int64_t ignored_completions = 0;  // unknown lease, prompt not in it, or a repeat
   int64_t outstanding = 0;          // slots of live leases not completed yet
-  int64_t requeued = 0;             // prompts waiting in the requeued FIFO
+  int64_t requeued = 0;             // prompt slots waiting in the requeued FIFO
+  int64_t completions_voided = 0;   // completed slots of groups requeued whole (group_size > 1)
   int64_t leases_active = 0;        // live leases
   int64_t position = 0;             // fresh prompts drawn over all epochs (the resume cursor)
 };
@@ -111,11 +125,21 @@ class PromptPool {
   // FAILED_PRECONDITION once a lease has been granted.
   absl::Status Restore(int64_t position) ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Numbers the leases from `first` on ("L<first>", ...), so that lease ids (and the group keys
+  // made from them) differ from those of an earlier run of the learner whose trajectories are
+  // still about. Errors: INVALID_ARGUMENT for 0, FAILED_PRECONDITION once a lease has been
+  // granted.
+  absl::Status StartLeaseNumbersAt(uint64_t first) ABSL_LOCKS_EXCLUDED(mu_);
+
   // Returns the fresh prompts drawn so far (the value to checkpoint).
   int64_t position() const ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Grants a lease of up to `max_prompts` prompts to `worker_id` (always exactly max_prompts
-  // today: fresh prompts never run out). Sets lease_id ("L<n>", unique), expires_in_seconds and
+  // Returns the number of prompt slots Lease(_, max_prompts) grants: max_prompts, or with
+  // groups max(1, max_prompts / group_size) whole groups (possibly more than max_prompts).
+  int LeaseSize(int max_prompts) const;
+
+  // Grants a lease of LeaseSize(max_prompts) prompts to `worker_id` (fresh prompts never run
+  // out). Sets lease_id ("L<n>", unique), expires_in_seconds and
   // prompts; leaves policy_version and sampling to the caller. A small pool may repeat a prompt
   // within one lease when the lease spans epochs. Errors: INVALID_ARGUMENT for max_prompts
   // outside [1, max_lease_prompts], FAILED_PRECONDITION after Close().
@@ -132,6 +156,15 @@ class PromptPool {
   // unknown leases and repeats are counted in ignored_completions, trajectories of
   // expired/returned leases in late_completions.
   void Complete(const std::string& lease_id, int64_t prompt_index) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // A group (group_size > 1) whose lease ended before it was complete; requeued whole.
+  struct VoidedGroup {
+    std::string lease_id;
+    int64_t prompt_index = 0;
+  };
+  // Returns the groups voided since the last call, in order, and forgets them. With groups, the
+  // learner calls it regularly (they accumulate until then).
+  std::vector<VoidedGroup> TakeVoidedGroups() ABSL_LOCKS_EXCLUDED(mu_);
 
   // Requeues the prompts of leases past their deadline now (Lease, Return and Complete do it
   // too); for callers that look at Stats() to decide whether to lease.
@@ -160,7 +193,8 @@ class PromptPool {
   int64_t DrawFresh() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Requeues the pending prompts of every live lease whose expiry is <= now.
   void ExpireOverdue(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Moves live lease `it` to the dead leases, requeueing its pending prompts; returns how many.
+  // Moves live lease `it` to the dead leases, requeueing its pending prompts (with groups: its
+  // incomplete groups, whole); returns how many pending slots it had.
   int KillLease(std::map<uint64_t, LiveLease>::iterator it) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Constant after construction.
@@ -173,7 +207,9 @@ class PromptPool {
   int64_t restored_position_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t perm_epoch_ ABSL_GUARDED_BY(mu_) = -1;  // epoch that perm_ holds
   std::vector<int64_t> perm_ ABSL_GUARDED_BY(mu_);
+  // Prompt indices to lease again: each one a slot, or with groups a whole group.
   std::deque<int64_t> requeued_ ABSL_GUARDED_BY(mu_);
+  std::vector<VoidedGroup> voided_ ABSL_GUARDED_BY(mu_);
   // Keyed by the lease number n of "L<n>": issue order, hence expiry order.
   std::map<uint64_t, LiveLease> leases_ ABSL_GUARDED_BY(mu_);
   // Not-completed prompts of expired/returned leases, for late completions.

@@ -1,6 +1,9 @@
 // Tests of the prompt pool: JSONL reading, epoch order, resume, leases, expiry and the ledger.
 #include "services/learner/prompt_pool.h"
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <fstream>
 #include <map>
@@ -9,9 +12,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -48,9 +48,11 @@ struct FakeClock {
   }
 };
 
-std::unique_ptr<PromptPool> MakePool(int n, FakeClock* clock, uint64_t seed = 1) {
+std::unique_ptr<PromptPool> MakePool(int n, FakeClock* clock, uint64_t seed = 1,
+                                     int group_size = 1) {
   PromptPoolOptions options;
   options.seed = seed;
+  options.group_size = group_size;
   options.max_lease_prompts = 64;
   if (clock != nullptr) options.now = clock->Fn();
   auto pool = PromptPool::Create(MakePrompts(n), options);
@@ -78,7 +80,8 @@ std::vector<int64_t> Draw(PromptPool& pool, int count, int per_lease) {
 void ExpectLedgerIdentities(const PromptPoolStats& s) {
   EXPECT_EQ(s.prompts_leased,
             s.prompts_completed + s.prompts_returned + s.prompts_expired + s.outstanding);
-  EXPECT_EQ(s.prompts_returned + s.prompts_expired, s.prompts_reissued + s.requeued);
+  EXPECT_EQ(s.prompts_returned + s.prompts_expired + s.completions_voided,
+            s.prompts_reissued + s.requeued);
 }
 
 // ---- ReadPromptsJsonl -------------------------------------------------------------------------
@@ -359,6 +362,76 @@ TEST(PromptPoolTest, LedgerIdentitiesHoldUnderRandomOperations) {
   EXPECT_GT(s.late_completions, 0);
   EXPECT_GT(s.ignored_completions, 0);
   EXPECT_GT(s.prompts_reissued, 0);
+}
+
+// ---- Groups (RLOO / GRPO) --------------------------------------------------------------------
+
+TEST(PromptPoolGroupTest, LeasesHoldWholeGroupsOfCopies) {
+  auto pool = MakePool(10, nullptr, /*seed=*/1, /*group_size=*/4);
+  EXPECT_EQ(pool->LeaseSize(8), 8);
+  EXPECT_EQ(pool->LeaseSize(9), 8);
+  EXPECT_EQ(pool->LeaseSize(2), 4);  // at least one whole group
+  auto lease = pool->Lease("w", 9);
+  ASSERT_TRUE(lease.ok()) << lease.status();
+  const std::vector<int64_t> idx = Indices(*lease);
+  ASSERT_EQ(idx.size(), 8u);
+  EXPECT_EQ(std::set<int64_t>(idx.begin(), idx.begin() + 4).size(), 1u);
+  EXPECT_EQ(std::set<int64_t>(idx.begin() + 4, idx.end()).size(), 1u);
+  EXPECT_NE(idx[0], idx[4]);
+  EXPECT_EQ(pool->position(), 2);  // one fresh draw per group
+  EXPECT_EQ(pool->Stats().outstanding, 8);
+}
+
+TEST(PromptPoolGroupTest, AnEndedLeaseRequeuesIncompleteGroupsWholeAndReportsThem) {
+  FakeClock clock;
+  auto pool = MakePool(10, &clock, /*seed=*/1, /*group_size=*/2);
+  auto lease = pool->Lease("w", 6);  // groups a a b b c c
+  ASSERT_TRUE(lease.ok());
+  const std::vector<int64_t> idx = Indices(*lease);
+  pool->Complete(lease->lease_id(), idx[0]);  // a: complete
+  pool->Complete(lease->lease_id(), idx[1]);
+  pool->Complete(lease->lease_id(), idx[2]);  // b: one of two; c: none
+  EXPECT_TRUE(pool->TakeVoidedGroups().empty());
+  clock.Advance(absl::Seconds(61));
+  pool->Expire();
+  const std::vector<PromptPool::VoidedGroup> voided = pool->TakeVoidedGroups();
+  ASSERT_EQ(voided.size(), 2u);
+  EXPECT_EQ(voided[0].lease_id, lease->lease_id());
+  EXPECT_EQ(voided[0].prompt_index, idx[2]);
+  EXPECT_EQ(voided[1].prompt_index, idx[4]);
+  EXPECT_TRUE(pool->TakeVoidedGroups().empty());
+  PromptPoolStats s = pool->Stats();
+  EXPECT_EQ(s.prompts_expired, 3);
+  EXPECT_EQ(s.completions_voided, 1);  // b's completed sample is generated again
+  EXPECT_EQ(s.requeued, 4);
+  ExpectLedgerIdentities(s);
+  // Reissued first, as whole groups.
+  auto again = pool->Lease("w", 4);
+  ASSERT_TRUE(again.ok());
+  EXPECT_THAT(Indices(*again), ElementsAre(idx[2], idx[2], idx[4], idx[4]));
+  EXPECT_EQ(pool->Stats().prompts_reissued, 4);
+  ExpectLedgerIdentities(pool->Stats());
+}
+
+TEST(PromptPoolGroupTest, LeaseNumbersCanStartLater) {
+  auto pool = MakePool(3, nullptr, /*seed=*/1, /*group_size=*/2);
+  ASSERT_TRUE(pool->StartLeaseNumbersAt(uint64_t{7} << 32).ok());
+  ASSERT_TRUE(pool->Restore(5).ok());
+  auto lease = pool->Lease("w", 2);
+  ASSERT_TRUE(lease.ok());
+  EXPECT_EQ(lease->lease_id(), absl::StrCat("L", uint64_t{7} << 32));
+  EXPECT_EQ(pool->StartLeaseNumbersAt(1).code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(pool->Return(lease->lease_id()).ok());  // the long ids parse
+  EXPECT_EQ(pool->TakeVoidedGroups().size(), 1u);
+}
+
+TEST(PromptPoolGroupTest, GroupSizeBeyondTheLeaseLimitIsRejected) {
+  PromptPoolOptions options;
+  options.max_lease_prompts = 4;
+  options.group_size = 5;
+  EXPECT_EQ(Validate(options).code(), absl::StatusCode::kInvalidArgument);
+  options.group_size = 0;
+  EXPECT_EQ(Validate(options).code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(PromptPoolTest, ConcurrentWorkersKeepTheLedger) {

@@ -65,7 +65,15 @@ absl::Status Unavailable(const absl::Status& journaled) {
   return absl::UnavailableError(absl::StrCat("the learner cannot journal: ", journaled.message()));
 }
 
+std::string GroupKey(const Trajectory& t) {
+  return TrajectoryGroupKey(t.lease_id(), t.prompt_index());
+}
+
 }  // namespace
+
+std::string TrajectoryGroupKey(const std::string& lease_id, int64_t prompt_index) {
+  return absl::StrCat(lease_id, "#", prompt_index);
+}
 
 absl::Status ValidateTrajectory(const Trajectory& t, int64_t vocab_size, int64_t max_seq_len) {
   if (t.id().empty()) return Invalid(t, "id is empty");
@@ -88,6 +96,11 @@ absl::Status ValidateTrajectory(const Trajectory& t, int64_t vocab_size, int64_t
 }
 
 absl::Status Validate(const TrajectoryQueueOptions& o) {
+  if (o.group_size < 1 || o.group_size > o.capacity) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "trajectory queue needs 1 <= group_size <= capacity; got group_size=", o.group_size,
+        " capacity=", o.capacity));
+  }
   if (o.capacity < 1 || o.vocab_size < 1 || o.max_seq_len < 2 || o.max_policy_lag < 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("trajectory queue needs capacity >= 1, vocab_size >= 1, max_seq_len >= 2, "
@@ -129,6 +142,9 @@ absl::StatusOr<TrajectoryQueue::OfferResult> TrajectoryQueue::Offer(Trajectory t
   }
   const std::string& id = t.id();
   TrajectoryJournal* const journal = options_.journal;
+  // A trajectory of a group that was dropped can no longer be trained on: STALE.
+  const bool voided =
+      options_.group_size > 1 && valid.ok() && !stale && voided_.count(GroupKey(t)) > 0;
   if (!id.empty() && seen_ids_.count(id) > 0) {
     if (journal != nullptr)
       RLHF_RETURN_IF_ERROR(Unavailable(journal->Judged(TrajectoryJournal::kDuplicate, id)));
@@ -138,15 +154,16 @@ absl::StatusOr<TrajectoryQueue::OfferResult> TrajectoryQueue::Offer(Trajectory t
     return result;
   }
   const bool room = queue_.size() < static_cast<size_t>(options_.capacity);
-  if (valid.ok() && !stale && !room && waiter == nullptr) {
+  if (valid.ok() && !stale && !voided && !room && waiter == nullptr) {
     return absl::ResourceExhaustedError(absl::StrCat("trajectory queue full (", options_.capacity,
                                                      " waiting) and no waiter to park with"));
   }
   if (journal != nullptr && !id.empty()) {
     absl::Status journaled = !valid.ok() ? journal->Judged(TrajectoryJournal::kInvalid, id)
-                             : stale     ? journal->Judged(TrajectoryJournal::kStaleOnArrival, id)
-                             : room      ? journal->Write(accepted_record)
-                                         : absl::OkStatus();  // parked: journaled when admitted
+                             : stale || voided
+                                 ? journal->Judged(TrajectoryJournal::kStaleOnArrival, id)
+                             : room ? journal->Write(accepted_record)
+                                    : absl::OkStatus();  // parked: journaled when admitted
     RLHF_RETURN_IF_ERROR(Unavailable(journaled));
   }
   ++ledger_.received;
@@ -161,10 +178,17 @@ absl::StatusOr<TrajectoryQueue::OfferResult> TrajectoryQueue::Offer(Trajectory t
                 absl::StrCat("policy_version ", t.policy_version(), " is ",
                              current_version - t.policy_version(), " behind ", current_version,
                              "; max_policy_lag is ", options_.max_policy_lag));
+  } else if (voided) {
+    ++ledger_.stale_on_arrival;
+    result.ack =
+        MakeAck(id, Ack::STALE,
+                absl::StrCat("its group (lease ", t.lease_id(), ", prompt ", t.prompt_index(),
+                             ") was dropped: its lease ended or a "
+                             "member went stale before the group was complete"));
   } else if (room) {
     ++ledger_.accepted;
     result.ack = MakeAck(id, Ack::ACCEPTED);
-    queue_.push_back(std::move(t));
+    Enqueue(std::move(t));
   } else {
     result.blocked = true;
     parked_.push_back(Parked{std::move(t), waiter});
@@ -207,17 +231,24 @@ std::vector<Trajectory> TrajectoryQueue::PopBatch(int n, int64_t current_version
   if (n <= 0) return out;
   {
     absl::MutexLock lock(&mu_);
+    const int k = options_.group_size;
     struct Args {
       TrajectoryQueue* q;
       size_t want;
-    } args{this, static_cast<size_t>(std::min(n, options_.capacity))};
+    } args{this, static_cast<size_t>(std::min(n, options_.capacity) / k * k)};
+    if (args.want == 0) return out;  // less than a group asked for
+    // Without groups every queued trajectory is ready.
     mu_.AwaitWithTimeout(absl::Condition(
                              +[](Args* a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(a->q->mu_) {
-                               return a->q->closed_ || a->q->queue_.size() >= a->want;
+                               const size_t ready = a->q->options_.group_size > 1
+                                                        ? static_cast<size_t>(a->q->ready_)
+                                                        : a->q->queue_.size();
+                               return a->q->closed_ || ready >= a->want;
                              },
                              &args),
                          timeout);
-    while (out.size() < static_cast<size_t>(n) && !queue_.empty()) {
+    if (k > 1) PopGroups(n, current_version, &out);
+    while (k == 1 && out.size() < static_cast<size_t>(n) && !queue_.empty()) {
       Trajectory t = std::move(queue_.front());
       queue_.pop_front();
       AdmitParked();
@@ -247,8 +278,126 @@ void TrajectoryQueue::AdmitParked() {
     }
     ++ledger_.accepted;
     notes_.push_back(Note{p.waiter, MakeAck(p.trajectory.id(), Ack::ACCEPTED)});
-    queue_.push_back(std::move(p.trajectory));
+    if (options_.group_size > 1 && voided_.count(GroupKey(p.trajectory)) > 0) {
+      DropAtPop(p.trajectory);  // its group was dropped while it was parked
+      continue;
+    }
+    Enqueue(std::move(p.trajectory));
   }
+}
+
+void TrajectoryQueue::Enqueue(Trajectory t) {
+  const int k = options_.group_size;
+  if (k > 1 && ++group_members_[GroupKey(t)] % k == 0) ready_ += k;
+  queue_.push_back(std::move(t));
+}
+
+void TrajectoryQueue::Recount() {
+  const int k = options_.group_size;
+  group_members_.clear();
+  ready_ = 0;
+  if (k == 1) return;
+  for (const Trajectory& t : queue_) {
+    if (++group_members_[GroupKey(t)] % k == 0) ready_ += k;
+  }
+}
+
+void TrajectoryQueue::DropAtPop(const Trajectory& t) {
+  ++ledger_.stale_at_pop;
+  Journal(TrajectoryJournal::kStaleAtPop, t.id());
+}
+
+void TrajectoryQueue::RememberVoided(const std::string& key) {
+  if (!voided_.insert(key).second) return;
+  voided_order_.push_back(key);
+  while (voided_order_.size() > static_cast<size_t>(kRememberedVoidedGroups)) {
+    voided_.erase(voided_order_.front());
+    voided_order_.pop_front();
+  }
+}
+
+int TrajectoryQueue::DropIncomplete(const std::string& key) {
+  auto it = group_members_.find(key);
+  if (it == group_members_.end()) return 0;
+  int extra = it->second % options_.group_size;
+  const int dropped = extra;
+  for (auto t = queue_.end(); extra > 0 && t != queue_.begin();) {
+    --t;
+    if (GroupKey(*t) != key) continue;
+    DropAtPop(*t);
+    t = queue_.erase(t);
+    --extra;
+  }
+  it->second -= dropped;
+  if (it->second == 0) group_members_.erase(it);
+  return dropped;
+}
+
+int TrajectoryQueue::VoidGroup(const std::string& lease_id, int64_t prompt_index) {
+  if (options_.group_size == 1) return 0;
+  int dropped = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    const std::string key = TrajectoryGroupKey(lease_id, prompt_index);
+    RememberVoided(key);
+    dropped = DropIncomplete(key);
+    AdmitParked();
+  }
+  DeliverNotes();
+  return dropped;
+}
+
+void TrajectoryQueue::PopGroups(int n, int64_t current_version, std::vector<Trajectory>* out) {
+  const size_t k = static_cast<size_t>(options_.group_size);
+  const size_t size = queue_.size();
+  // 1. The groups in queue order: each key's members k at a time; a group forms at its k-th.
+  std::unordered_map<std::string, std::vector<size_t>> open;
+  std::vector<std::vector<size_t>> formed;
+  for (size_t i = 0; i < size; ++i) {
+    std::vector<size_t>& members = open[GroupKey(queue_[i])];
+    members.push_back(i);
+    if (members.size() == k) {
+      formed.push_back(std::move(members));
+      members.clear();
+    }
+  }
+  auto any_stale = [&](const std::vector<size_t>& members) {
+    return std::any_of(members.begin(), members.end(),
+                       [&](size_t i) { return IsStale(queue_[i], current_version); });
+  };
+  enum Fate : char { kKeep, kTake, kDrop };
+  std::vector<char> fate(size, kKeep);
+  std::vector<const std::vector<size_t>*> taken;
+  size_t room = static_cast<size_t>(n);
+  for (const std::vector<size_t>& group : formed) {
+    if (room < k) break;
+    const bool stale = any_stale(group);
+    for (size_t i : group) fate[i] = stale ? kDrop : kTake;
+    if (!stale) {
+      taken.push_back(&group);
+      room -= k;
+    }
+  }
+  // 2. An incomplete group with a stale member can never be trained on.
+  for (const auto& [key, members] : open) {
+    if (members.empty() || !any_stale(members)) continue;
+    for (size_t i : members) fate[i] = kDrop;
+    RememberVoided(key);
+  }
+  // 3. Out go the taken groups, each one's members together; the rest stays in order.
+  for (const std::vector<size_t>* group : taken) {
+    for (size_t i : *group) out->push_back(std::move(queue_[i]));
+  }
+  ledger_.consumed += static_cast<int64_t>(out->size());
+  taken_ += static_cast<int64_t>(out->size());
+  std::deque<Trajectory> rest;
+  for (size_t i = 0; i < size; ++i) {
+    if (fate[i] == kDrop) DropAtPop(queue_[i]);
+    if (fate[i] == kKeep) rest.push_back(std::move(queue_[i]));
+  }
+  queue_.swap(rest);
+  Recount();
+  AdmitParked();
 }
 
 void TrajectoryQueue::DeliverNotes() {
@@ -282,11 +431,23 @@ void TrajectoryQueue::Journal(TrajectoryJournal::Kind kind, const std::string& i
 void TrajectoryQueue::Restore(std::vector<Trajectory> queued, const std::vector<std::string>& seen,
                               const TrajectoryLedger& ledger) {
   absl::MutexLock lock(&mu_);
-  for (auto& t : queued) queue_.push_back(std::move(t));
   seen_ids_.insert(seen.begin(), seen.end());
   ledger_ = ledger;
   ledger_.queued = 0;
   ledger_.parked = 0;
+  ledger_.held = 0;
+  std::vector<std::string> keys;  // in queue order, for a deterministic journal
+  for (auto& t : queued) {
+    if (options_.group_size > 1) keys.push_back(GroupKey(t));
+    Enqueue(std::move(t));
+  }
+  // Incomplete groups belong to leases of the learner that died: dropped (see Groups).
+  for (const std::string& key : keys) {
+    auto it = group_members_.find(key);
+    if (it == group_members_.end() || it->second % options_.group_size == 0) continue;
+    RememberVoided(key);
+    DropIncomplete(key);
+  }
 }
 
 void TrajectoryQueue::Close() {
@@ -299,6 +460,7 @@ TrajectoryLedger TrajectoryQueue::Ledger() const {
   TrajectoryLedger l = ledger_;
   l.queued = static_cast<int64_t>(queue_.size());
   l.parked = static_cast<int64_t>(parked_.size());
+  l.held = options_.group_size > 1 ? l.queued - ready_ : 0;
   return l;
 }
 

@@ -20,6 +20,24 @@
 //  5. Close() wakes PopBatch; Offer then fails with UNAVAILABLE. PopBatch keeps draining what is
 //     queued without waiting, and parked trajectories are still admitted.
 //
+// Groups (options.group_size k > 1, for RLOO/GRPO): the trajectories of one group share their
+// group key (lease_id, prompt_index; see prompt_pool.h) and are trained on together.
+//  - An accepted trajectory is held in the queue until its key has k members; PopBatch returns
+//    whole groups only (in the order they completed, each group's members consecutive), never
+//    more than n trajectories. A key with 2k members (a prompt drawn twice into one lease) is
+//    two groups: its first k members, then the next k.
+//  - A group is dropped whole, counted as stale_at_pop, when one member has become stale: at
+//    pop for a complete group, and for an incomplete one at every PopBatch (it can never be
+//    trained on), its key then being voided.
+//  - VoidGroup(lease, prompt) (the pool requeued that group because its lease ended first)
+//    drops the key's members beyond its complete groups as stale_at_pop. Later trajectories of
+//    a voided key are STALE on arrival (or, parked, dropped as stale_at_pop when admitted).
+//  - A member that is never accepted (INVALID, DUPLICATE, cancelled) does not complete its slot
+//    in the pool: its lease expires and the group is voided then.
+//  - Restore() drops the incomplete groups of the restored trajectories (their leases belong
+//    to the learner that died) and voids their keys.
+// Capacity counts held members too.
+//
 // Ledger (TrajectoryLedger), exact identities whenever the lock is free:
 //     received == accepted + duplicate + invalid + stale_on_arrival + parked + cancelled
 //     accepted == consumed + stale_at_pop + queued
@@ -41,6 +59,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -74,7 +93,12 @@ struct TrajectoryQueueOptions {
   /// When set (not owned; outlives the queue), every verdict is recorded in it under the
   /// queue's lock, an acceptance before its ack can be sent (see trajectory_journal.h).
   TrajectoryJournal* journal = nullptr;
+  /// Trajectories per group (PpoConfig.group_size for RLOO/GRPO; 1 = no groups); <= capacity.
+  int group_size = 1;
 };
+
+// The key under which the queue groups trajectories (group_size > 1).
+std::string TrajectoryGroupKey(const std::string& lease_id, int64_t prompt_index);
 
 absl::Status Validate(const TrajectoryQueueOptions& options);
 
@@ -90,10 +114,14 @@ struct TrajectoryLedger {
   int64_t consumed = 0;          // returned by PopBatch()
   int64_t queued = 0;            // accepted and waiting
   int64_t parked = 0;            // waiting for room
+  int64_t held = 0;              // of queued: members of groups not complete yet
 };
 
 class TrajectoryQueue {
  public:
+  // Voided group keys remembered (group_size > 1).
+  static constexpr int kRememberedVoidedGroups = 4096;
+
   // A producer's callback for a parked trajectory. Implemented by the stream reactor.
   class Waiter {
    public:
@@ -132,9 +160,15 @@ class TrajectoryQueue {
   // Returns up to `n` trajectories, oldest first, none older than max_policy_lag versions
   // behind `current_version` (those are dropped as stale_at_pop). Waits until min(n, capacity)
   // are queued, `timeout` passes or Close() is called; may return fewer, possibly none. Then
-  // delivers the acks of admitted parked trajectories (protocol step 3).
+  // delivers the acks of admitted parked trajectories (protocol step 3). With groups: whole
+  // groups only, waiting for min(n, capacity) rounded down to whole groups to be complete.
   std::vector<rlhf::v1::Trajectory> PopBatch(int n, int64_t current_version, absl::Duration timeout)
       ABSL_LOCKS_EXCLUDED(mu_);
+
+  // With groups: drops the members of key (lease_id, prompt_index) beyond its complete groups
+  // (stale_at_pop) and refuses its later trajectories (see Groups above). Returns how many were
+  // dropped. A no-op without groups.
+  int VoidGroup(const std::string& lease_id, int64_t prompt_index) ABSL_LOCKS_EXCLUDED(mu_);
 
   // A resumed learner's queue, from its journal: `queued` in order (even beyond capacity),
   // every id of `seen` remembered, and `ledger` (queued and parked ignored) as the starting
@@ -170,6 +204,20 @@ class TrajectoryQueue {
 
   explicit TrajectoryQueue(const TrajectoryQueueOptions& options);
 
+  // Appends an accepted trajectory to queue_, counting it in its group.
+  void Enqueue(rlhf::v1::Trajectory t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Counts the members of each key in queue_ again, and ready_.
+  void Recount() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Drops trajectory `t` of queue_ as stale_at_pop.
+  void DropAtPop(const rlhf::v1::Trajectory& t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Remembers `key` as voided (the last kRememberedVoidedGroups of them).
+  void RememberVoided(const std::string& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Drops the members of `key` beyond its complete groups (the latest ones); returns how many.
+  int DropIncomplete(const std::string& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // PopBatch's work with groups, under the lock.
+  void PopGroups(int n, int64_t current_version, std::vector<rlhf::v1::Trajectory>* out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   bool IsStale(const rlhf::v1::Trajectory& t, int64_t current_version) const;
   // Records a dropped trajectory's verdict in the journal, if any (errors are logged).
   void Journal(TrajectoryJournal::Kind kind, const std::string& id)
@@ -195,7 +243,13 @@ class TrajectoryQueue {
   std::thread::id delivering_thread_ ABSL_GUARDED_BY(mu_);
   Waiter* calling_ ABSL_GUARDED_BY(mu_) = nullptr;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
-  int64_t taken_ ABSL_GUARDED_BY(mu_) = 0;        // popped since the last ReleaseTaken()
+  int64_t taken_ ABSL_GUARDED_BY(mu_) = 0;  // popped since the last ReleaseTaken()
+  // With groups: members of each key in queue_, and how many of queue_ are in complete groups.
+  std::unordered_map<std::string, int> group_members_ ABSL_GUARDED_BY(mu_);
+  int64_t ready_ ABSL_GUARDED_BY(mu_) = 0;
+  // Voided keys, oldest first (bounded; a trajectory of a forgotten one is held until stale).
+  std::unordered_set<std::string> voided_ ABSL_GUARDED_BY(mu_);
+  std::deque<std::string> voided_order_ ABSL_GUARDED_BY(mu_);
   TrajectoryLedger ledger_ ABSL_GUARDED_BY(mu_);  // queued/parked filled by Ledger()
 };
 

@@ -4,9 +4,11 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cmath>
+#include <cstdio>
 #include <functional>
 #include <limits>
 #include <random>
@@ -419,6 +421,149 @@ TEST(TrajectoryQueueTest, LedgerIdentitiesHoldUnderConcurrentProducers) {
   EXPECT_GT(l.duplicate, 0);
   EXPECT_GT(l.invalid, 0);
   EXPECT_GT(l.stale_on_arrival, 0);
+}
+
+// ---- Groups (RLOO / GRPO) --------------------------------------------------------------------
+
+std::unique_ptr<TrajectoryQueue> MakeGroupQueue(int group_size, int capacity,
+                                                TrajectoryJournal* journal = nullptr) {
+  TrajectoryQueueOptions o = Options(capacity);
+  o.group_size = group_size;
+  o.journal = journal;
+  auto q = TrajectoryQueue::Create(o);
+  EXPECT_TRUE(q.ok()) << q.status();
+  return std::move(q).value();
+}
+
+// Member `id` of group (lease, prompt), generated at `version`.
+Trajectory Member(const std::string& id, const std::string& lease, int64_t prompt,
+                  int64_t version = 0) {
+  Trajectory t = MakeTrajectory(id, version);
+  t.set_lease_id(lease);
+  t.set_prompt_index(prompt);
+  return t;
+}
+
+TEST(TrajectoryQueueGroupTest, GroupsComeOutWholeInTheOrderTheyComplete) {
+  auto q = MakeGroupQueue(/*group_size=*/2, /*capacity=*/16);
+  // Interleaved arrivals of groups a (L1, 0), b (L1, 1), c (L2, 0).
+  for (const Trajectory& t : {Member("a1", "L1", 0), Member("b1", "L1", 1), Member("c1", "L2", 0),
+                              Member("b2", "L1", 1), Member("a2", "L1", 0)}) {
+    EXPECT_EQ(OfferOutcome(*q, t), Ack::ACCEPTED);
+  }
+  EXPECT_EQ(q->Ledger().held, 1);  // c1
+  // b completed first, then a; c is held. Never more than n, never a split group.
+  EXPECT_THAT(Ids(q->PopBatch(3, 0, kNoWait)), ElementsAre("b1", "b2"));
+  EXPECT_THAT(Ids(q->PopBatch(1, 0, kNoWait)), ElementsAre());
+  EXPECT_THAT(Ids(q->PopBatch(4, 0, kNoWait)), ElementsAre("a1", "a2"));
+  EXPECT_THAT(Ids(q->PopBatch(4, 0, kNoWait)), ElementsAre());
+  EXPECT_EQ(OfferOutcome(*q, Member("c2", "L2", 0)), Ack::ACCEPTED);
+  EXPECT_THAT(Ids(q->PopBatch(4, 0, absl::Seconds(5))), ElementsAre("c1", "c2"));
+  ExpectIdentities(q->Ledger());
+  EXPECT_EQ(q->Ledger().consumed, 6);
+}
+
+TEST(TrajectoryQueueGroupTest, PopBatchWaitsForWholeGroups) {
+  auto q = MakeGroupQueue(2, 16);
+  EXPECT_EQ(OfferOutcome(*q, Member("a1", "L1", 0)), Ack::ACCEPTED);
+  std::thread late([&] { EXPECT_EQ(OfferOutcome(*q, Member("a2", "L1", 0)), Ack::ACCEPTED); });
+  EXPECT_THAT(Ids(q->PopBatch(2, 0, absl::Seconds(30))), ElementsAre("a1", "a2"));
+  late.join();
+}
+
+TEST(TrajectoryQueueGroupTest, APromptTwiceInALeaseIsTwoGroups) {
+  auto q = MakeGroupQueue(2, 16);
+  for (const char* id : {"x1", "x2", "x3"}) {
+    EXPECT_EQ(OfferOutcome(*q, Member(id, "L1", 7)), Ack::ACCEPTED);
+  }
+  EXPECT_THAT(Ids(q->PopBatch(4, 0, kNoWait)), ElementsAre("x1", "x2"));
+  EXPECT_EQ(q->Ledger().held, 1);
+}
+
+TEST(TrajectoryQueueGroupTest, AStaleMemberDropsItsWholeGroup) {
+  auto q = MakeGroupQueue(2, 16);  // max_policy_lag 1
+  EXPECT_EQ(OfferOutcome(*q, Member("a1", "L1", 0, /*version=*/0)), Ack::ACCEPTED);
+  EXPECT_EQ(OfferOutcome(*q, Member("a2", "L1", 0, /*version=*/1)), Ack::ACCEPTED);
+  EXPECT_EQ(OfferOutcome(*q, Member("b1", "L1", 1, /*version=*/0)), Ack::ACCEPTED);  // held
+  EXPECT_EQ(OfferOutcome(*q, Member("c1", "L2", 0, /*version=*/1)), Ack::ACCEPTED);
+  EXPECT_EQ(OfferOutcome(*q, Member("c2", "L2", 0, /*version=*/1)), Ack::ACCEPTED);
+  // At version 2 a1 and b1 are stale: group a goes whole, the held b1 too (b is voided).
+  EXPECT_THAT(Ids(q->PopBatch(4, 2, kNoWait)), ElementsAre("c1", "c2"));
+  TrajectoryLedger l = q->Ledger();
+  EXPECT_EQ(l.stale_at_pop, 3);
+  EXPECT_EQ(l.queued, 0);
+  // b's other member arrives, fresh: its group is gone.
+  EXPECT_EQ(OfferOutcome(*q, Member("b2", "L1", 1, /*version=*/2), 2), Ack::STALE);
+  l = q->Ledger();
+  EXPECT_EQ(l.stale_on_arrival, 1);
+  ExpectIdentities(l);
+}
+
+TEST(TrajectoryQueueGroupTest, AVoidedGroupDropsItsHeldMembersAndLaterOnes) {
+  auto q = MakeGroupQueue(3, 16);
+  for (const char* id : {"a1", "a2", "a3", "a4"}) {  // one complete group and one extra member
+    EXPECT_EQ(OfferOutcome(*q, Member(id, "L1", 0)), Ack::ACCEPTED);
+  }
+  EXPECT_EQ(OfferOutcome(*q, Member("b1", "L1", 1)), Ack::ACCEPTED);
+  EXPECT_EQ(q->VoidGroup("L1", 0), 1);  // a4
+  EXPECT_EQ(q->VoidGroup("L1", 1), 1);  // b1
+  EXPECT_EQ(q->VoidGroup("L9", 0), 0);
+  EXPECT_EQ(OfferOutcome(*q, Member("b2", "L1", 1)), Ack::STALE);
+  EXPECT_THAT(Ids(q->PopBatch(6, 0, kNoWait)), ElementsAre("a1", "a2", "a3"));
+  const TrajectoryLedger l = q->Ledger();
+  EXPECT_EQ(l.stale_at_pop, 2);
+  EXPECT_EQ(l.stale_on_arrival, 1);
+  EXPECT_EQ(l.queued, 0);
+  ExpectIdentities(l);
+}
+
+TEST(TrajectoryQueueGroupTest, AParkedMemberOfAVoidedGroupIsDroppedWhenAdmitted) {
+  auto q = MakeGroupQueue(2, 2);
+  EXPECT_EQ(OfferOutcome(*q, Member("a1", "L1", 0)), Ack::ACCEPTED);
+  EXPECT_EQ(OfferOutcome(*q, Member("b1", "L1", 1)), Ack::ACCEPTED);
+  RecordingWaiter waiter;
+  auto parked = q->Offer(Member("b2", "L1", 1), 0, &waiter);
+  ASSERT_TRUE(parked.ok());
+  ASSERT_TRUE(parked->blocked);
+  EXPECT_EQ(q->VoidGroup("L1", 1), 1);  // b1 goes; the room admits b2, which is b's too
+  EXPECT_THAT(waiter.AckedIds(), ElementsAre("b2"));
+  const TrajectoryLedger l = q->Ledger();
+  EXPECT_EQ(l.stale_at_pop, 2);
+  EXPECT_EQ(l.queued, 1);  // a1, held
+  EXPECT_EQ(l.held, 1);
+  ExpectIdentities(l);
+}
+
+TEST(TrajectoryQueueGroupTest, RestoreDropsIncompleteGroupsAndJournalsThem) {
+  const std::string path =
+      absl::StrCat(::testing::TempDir(), "/group_restore_", ::getpid(), ".journal");
+  std::remove(path.c_str());
+  auto journal = TrajectoryJournal::Open(path);
+  ASSERT_TRUE(journal.ok()) << journal.status();
+  std::vector<Trajectory> queued = {Member("a1", "L1", 0), Member("b1", "L1", 1),
+                                    Member("a2", "L1", 0)};
+  for (const Trajectory& t : queued) ASSERT_TRUE((*journal)->Accepted(t).ok());
+  auto q = MakeGroupQueue(2, 16, journal->get());
+  TrajectoryLedger start;
+  start.received = start.accepted = 3;
+  q->Restore(queued, {"a1", "b1", "a2"}, start);
+  TrajectoryLedger l = q->Ledger();
+  EXPECT_EQ(l.stale_at_pop, 1);  // b1: its lease died with the old learner
+  EXPECT_EQ(l.queued, 2);
+  ExpectIdentities(l);
+  EXPECT_EQ(OfferOutcome(*q, Member("b2", "L1", 1)), Ack::STALE);
+  EXPECT_THAT(Ids(q->PopBatch(2, 0, kNoWait)), ElementsAre("a1", "a2"));
+  auto state = ReadJournal(path);
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_EQ(state->ids.at("b1").fate, JournalState::Fate::kStaleAtPop);
+  EXPECT_EQ(state->ids.at("b2").fate, JournalState::Fate::kStaleOnArrival);
+  std::remove(path.c_str());
+}
+
+TEST(TrajectoryQueueGroupTest, GroupSizeBeyondCapacityIsRejected) {
+  TrajectoryQueueOptions o = Options(4);
+  o.group_size = 5;
+  EXPECT_EQ(Validate(o).code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace
