@@ -212,6 +212,48 @@ TEST_F(CaiE2eTest, LabelScoresTheOptionsIntoSoftLabelsThatTrainRmReads) {
     EXPECT_LE(l["p_a"].get<double>(), 0.6) << l.dump();
     EXPECT_EQ(l["rationales"].size(), 1u);
   }
+  // Both orders: each question asked again with the responses swapped; the swapped answer's
+  // log-probs are recorded exchanged back, and p_a averages all of them.
+  const std::string pairs = TempPath("cai_label_pairs.jsonl");
+  {
+    std::ofstream f(pairs);
+    for (const json& l : lines)
+      f << json{{"prompt", l["prompt"]}, {"a", l["a"]}, {"b", l["b"]}}.dump() << "\n";
+  }
+  const std::string both_out = TempPath("cai_labels_both.jsonl");
+  Result b = RunCli(absl::StrCat("cai-label --prompts ", pairs, " --principles ", principles_path,
+                                 " --both-orders --reference ", reference_->address(),
+                                 " --tokenizer ", Tok(), " --out ", both_out));
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  for (const json& l : ReadLines(both_out)) {
+    SCOPED_TRACE(l.dump());
+    ASSERT_EQ(l["option_logprobs"].size(), 2u);
+    ASSERT_EQ(l["principles"][0], l["principles"][1]);  // one question, two orders
+    const std::string q =
+        l["principles"][0] == "f0" ? "Which story is kinder?" : "Which story is safer?";
+    const cai::FeedbackPrinciple fp{l["principles"][0], q, "\n" + q + " Options:"};
+    // The second entry is the swapped prompt's (B, A) scores, i.e. log p(" (B)") there is a's.
+    const std::string swapped = cai::FeedbackPrompt("", l["prompt"], l["b"], l["a"], fp);
+    std::vector<int> pre = (*tok)->Encode(swapped), opt = (*tok)->Encode(swapped + cai::kOptionB);
+    size_t k = 0;
+    while (k < pre.size() && pre[k] == opt[k]) ++k;
+    rlhf::v1::LogProbsRequest req;
+    auto* sq = req.add_sequences();
+    sq->add_tokens((*tok)->bos_id());
+    for (int id : opt) sq->add_tokens(id);
+    sq->set_start(static_cast<int>(k) + 1);
+    rlhf::v1::LogProbsResponse resp;
+    ::grpc::ClientContext c2;
+    ASSERT_TRUE(stub->LogProbs(&c2, req, &resp).ok());
+    double a_swapped = 0;
+    for (float lp : resp.results(0).logprobs()) a_swapped += lp;
+    EXPECT_NEAR(l["option_logprobs"][1][0].get<double>(), a_swapped, 1e-4);
+    double mean = 0;
+    for (const json& o : l["option_logprobs"]) {
+      mean += 1 / (1 + std::exp(o[1].get<double>() - o[0].get<double>()));
+    }
+    EXPECT_NEAR(l["p_a"].get<double>(), mean / 2, 1e-9);
+  }
   // `rlhf train-rm` reads the soft labels.
   Result rm = RunCli(absl::StrCat("train-rm --train ", out, " --tokenizer ", Tok(), " --out ",
                                   TempPath("cai_rm"), " --dim 32 --layers 1 --heads 2",
