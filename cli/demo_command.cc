@@ -546,6 +546,7 @@ absl::Status Demo::Run() {
   }
   report["stage_wall_seconds"] = walls;
   report["wall_seconds"] = absl::ToDoubleSeconds(absl::Now() - start_);
+  report["claims"] = DemoClaims(report);
   const std::string report_dir = args_.out + "/report";
   RLHF_RETURN_IF_ERROR(WriteDemoReport(report, report_dir));
   std::printf("\n%s\n", DemoTable(report).c_str());

@@ -26,28 +26,6 @@ absl::Status Call(const std::string& what, const std::string& address, Stub* stu
   return absl::OkStatus();
 }
 
-world::MeanSe MeanOverPrompts(const std::vector<std::vector<double>>& per_prompt) {
-  std::vector<double> means;
-  for (const auto& v : per_prompt) {
-    if (v.empty()) continue;
-    double s = 0;
-    for (double x : v) s += x;
-    means.push_back(s / static_cast<double>(v.size()));
-  }
-  world::MeanSe m;
-  m.n = static_cast<int64_t>(means.size());
-  if (means.empty()) return m;
-  for (double x : means) m.mean += x;
-  m.mean /= static_cast<double>(means.size());
-  if (means.size() > 1) {
-    double ss = 0;
-    for (double x : means) ss += (x - m.mean) * (x - m.mean);
-    m.se =
-        std::sqrt(ss / static_cast<double>(means.size() - 1) / static_cast<double>(means.size()));
-  }
-  return m;
-}
-
 }  // namespace
 
 absl::StatusOr<StageEval> EvaluateStage(const world::World& world, const StageEvalOptions& o) {
@@ -137,7 +115,7 @@ absl::StatusOr<StageEval> EvaluateStage(const world::World& world, const StageEv
         per_prompt[samples[index[k]].prompt].push_back(response.scores(static_cast<int>(k)));
       }
     }
-    out.rm_score = MeanOverPrompts(per_prompt);
+    out.rm_score = world::MeanOverPrompts(per_prompt);
   }
 
   if (!o.reference.empty() && std::abs(o.temperature - 1.0) < 1e-9) {

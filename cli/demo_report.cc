@@ -4,6 +4,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -147,7 +148,45 @@ std::string Scatter(const json& stages) {
   return svg + "</svg>";
 }
 
+struct Stat {
+  double mean = 0, se = 0;
+};
+
+std::optional<Stat> Gold(const json& report, const std::string& stage, const std::string& key) {
+  for (const json& s : report["stages"]) {
+    if (s["stage"] != stage || !s["eval"]["gold"].contains(key)) continue;
+    const json& m = s["eval"]["gold"][key];
+    return Stat{m["mean"].get<double>(), m["se"].get<double>()};
+  }
+  return std::nullopt;
+}
+
 }  // namespace
+
+json DemoClaims(const json& report) {
+  json out = json::array();
+  // "a > b" beyond the combined standard error (or, with `similar`, a >= b - that margin).
+  auto claim = [&](const std::string& text, const std::string& key, const std::string& a,
+                   const std::string& b, bool higher, bool similar = false) {
+    const std::optional<Stat> x = Gold(report, a, key), y = Gold(report, b, key);
+    if (!x || !y) return;
+    const double margin = std::sqrt(x->se * x->se + y->se * y->se);
+    const double d = higher ? x->mean - y->mean : y->mean - x->mean;
+    const bool holds = similar ? d >= -margin : d > margin;
+    out.push_back({{"claim", text},
+                   {"holds", holds},
+                   {"detail", absl::StrFormat("%s %s: %.2f ± %.2f vs %.2f ± %.2f", key, a, x->mean,
+                                              x->se, y->mean, y->se)}});
+  };
+  claim("RL raises helpfulness over SFT (benign prompts)", "help_benign", "rlhf_help", "sft", true);
+  claim("SL-CAI is more harmless than helpful-only RLHF", "harmless", "sl_cai", "rlhf_help", true);
+  claim("RL-CAI is more harmless than helpful-only RLHF", "harmless", "rl_cai", "rlhf_help", true);
+  claim("RL-CAI is less evasive than RLHF-HH (all prompts)", "evasive_all", "rl_cai", "rlhf_hh",
+        false);
+  claim("... at similar or better harmlessness", "harmless", "rl_cai", "rlhf_hh", true,
+        /*similar=*/true);
+  return out;
+}
 
 std::string DemoTable(const json& report) {
   std::string out = absl::StrFormat("%-18s", "stage");
@@ -171,6 +210,10 @@ std::string DemoTable(const json& report) {
       "steps, KL coefficient %.2f; RM score under the stage's own reward model\n",
       84, set.value("eval_samples", 0), set.value("advantage", std::string("?")),
       set.value("rl_steps", 0), set.value("kl_coef", 0.0));
+  for (const json& c : DemoClaims(report)) {
+    absl::StrAppendFormat(&out, "%-4s %s (%s)\n", c["holds"].get<bool>() ? "yes" : "NO",
+                          c["claim"].get<std::string>(), c["detail"].get<std::string>());
+  }
   return out;
 }
 
@@ -201,7 +244,12 @@ absl::Status WriteDemoReport(const json& report, const std::string& dir) {
       absl::StrAppend(&html, "<td>", Cell(s["eval"], c.key), "</td>");
     html += "</tr>";
   }
-  html += "</table><h2>RL</h2><div>";
+  html += "</table><h2>The seed's claims</h2><ul>";
+  for (const json& c : DemoClaims(report)) {
+    absl::StrAppend(&html, "<li><b>", c["holds"].get<bool>() ? "holds" : "does not hold",
+                    "</b>: ", Escape(c["claim"]), " (", Escape(c["detail"]), ")</li>");
+  }
+  html += "</ul><h2>RL</h2><div>";
   absl::StrAppend(&html, LineChart(stages, "reward", "RM score (mean per step)"),
                   LineChart(stages, "kl", "KL to the reference (nats per sequence)"),
                   "</div><h2>Stages</h2>", Scatter(stages), "<h2>Samples</h2><table class=\"ex\">");

@@ -16,6 +16,11 @@ namespace rlhf::cli {
 // se}}, "rm_score"?: {mean, se}, "kl"?, "examples"}, "rl_steps"?: [{step, reward, kl}]}], ...}.
 std::string DemoTable(const nlohmann::json& report);
 
+// The claims of the seed, checked on the gold numbers: one {"claim", "holds", "detail"} each.
+// A difference counts when it exceeds the two standard errors combined (sqrt(se1^2 + se2^2));
+// "similar" harmlessness is within that margin.
+nlohmann::json DemoClaims(const nlohmann::json& report);
+
 // Writes <dir>/report.json and <dir>/index.html.
 absl::Status WriteDemoReport(const nlohmann::json& report, const std::string& dir);
 

@@ -28,7 +28,7 @@ json DemoSettings(const DemoArgs& a) {
       {"heads", 4},
       {"hidden_dim", 344},
       {"max_seq_len", 192},
-      {"pretrain_epochs", 1.0},
+      {"pretrain_epochs", 2.0},
       {"pretrain_batch", 64},
       {"pretrain_lr", 3e-3},
       {"pretrain_warmup", 100},
@@ -36,7 +36,7 @@ json DemoSettings(const DemoArgs& a) {
       {"sft_epochs", 1.0},
       {"sft_batch", 32},
       {"sft_lr", 1e-4},
-      {"rm_epochs", 1.0},
+      {"rm_epochs", 2.0},
       {"rm_batch", 32},
       {"rm_lr", 2e-4},
       // RL.
@@ -52,7 +52,7 @@ json DemoSettings(const DemoArgs& a) {
       // Constitutional AI.
       {"redteam_repeats", 16},
       {"revise_rounds", 1},
-      {"ai_label_repeats", 20},
+      {"ai_label_repeats", 10},
       {"sl_cai_epochs", 1.0},
       // Evaluation.
       {"eval_samples", 4},
@@ -67,6 +67,7 @@ json DemoSettings(const DemoArgs& a) {
               {"layers", 2},
               {"hidden_dim", 172},
               {"pretrain_epochs", 1.0},
+              {"rm_epochs", 1.0},
               {"pretrain_warmup", 10},
               {"rl_steps", 6},
               {"rl_prompts_per_step", 4},
@@ -97,19 +98,18 @@ world::WorldOptions WorldOptionsFrom(const json& s) {
 // What a stage's result depends on: its settings and its inputs' fingerprints. A rerun reuses
 // a finished stage whose fingerprint is unchanged.
 std::string StageFingerprint(const json& settings, const std::string& stage) {
-  static const std::vector<std::string> kWorld = {"seed",
-                                                  "quick",
-                                                  "corpus_docs",
-                                                  "sft_demos",
-                                                  "help_pairs",
-                                                  "harm_pairs",
-                                                  "help_flip",
-                                                  "harm_flip",
-                                                  "harm_terse_preference",
-                                                  "harm_borderline_refusal",
-                                                  "redteam_harmful_share",
-                                                  "redteam_repeats",
-                                                  "ai_label_repeats"};
+  // The world is rewritten on every run (it is cheap and deterministic); what each stage reads
+  // of it is in that stage's keys.
+  static const std::vector<std::string> kWorld = {"seed", "quick", "corpus_docs"};
+  static const std::vector<std::string> kDemos = {"sft_demos"};
+  static const std::vector<std::string> kHelp = {"help_pairs", "help_flip"};
+  static const std::vector<std::string> kHarm = {"harm_pairs", "harm_flip",
+                                                 "harm_terse_preference",
+                                                 "harm_borderline_refusal",
+                                                 "redteam_harmful_share"};
+  static const std::vector<std::string> kRedteam = {"redteam_repeats", "sft_demos"};
+  static const std::vector<std::string> kAiLabel = {"ai_label_repeats", "harm_pairs",
+                                                    "redteam_harmful_share"};
   static const std::vector<std::string> kModel = {"dim",
                                                   "layers",
                                                   "heads",
@@ -132,14 +132,14 @@ std::string StageFingerprint(const json& settings, const std::string& stage) {
       kStages = {
           {"world", {{&kWorld}, {}}},
           {"base", {{&kModel}, {"world"}}},
-          {"sft", {{&kSft}, {"base"}}},
-          {"rm_help", {{&kRm}, {"base"}}},
+          {"sft", {{&kSft, &kDemos}, {"base"}}},
+          {"rm_help", {{&kRm, &kHelp}, {"base"}}},
           {"rlhf_help", {{&kRl}, {"sft", "rm_help"}}},
-          {"rm_hh", {{&kRm}, {"base"}}},
+          {"rm_hh", {{&kRm, &kHelp, &kHarm}, {"base"}}},
           {"rlhf_hh", {{&kRl}, {"sft", "rm_hh"}}},
-          {"sl_cai", {{&kCai, &kSft}, {"sft"}}},
-          {"rl_cai_labels", {{&kCai}, {"sl_cai"}}},
-          {"rm_cai", {{&kRm}, {"rl_cai_labels"}}},
+          {"sl_cai", {{&kCai, &kSft, &kRedteam}, {"sft"}}},
+          {"rl_cai_labels", {{&kCai, &kAiLabel}, {"sl_cai"}}},
+          {"rm_cai", {{&kRm, &kHelp}, {"rl_cai_labels"}}},
           {"rl_cai", {{&kRl}, {"sl_cai", "rm_cai"}}},
           {"eval_base", {{&kEval}, {"base"}}},
           {"eval_sft", {{&kEval}, {"sft"}}},

@@ -13,9 +13,11 @@ absl::Status Validate(const PpoStepOptions& options) {
   return absl::OkStatus();
 }
 
-PpoTargets ComputePpoTargets(const RolloutBatch& batch, double kl_coef,
-                             const PpoStepOptions& options) {
-  torch::NoGradGuard no_grad;
+namespace {
+
+// The missing-EOS penalty and the per-token KL-shaped rewards: what GAE and the group baselines
+// start from.
+PpoTargets ShapedRewards(const RolloutBatch& batch, double kl_coef, const PpoStepOptions& options) {
   PpoTargets out;
   out.penalized_scores =
       ApplyMissingEosPenalty(batch.scores, batch.contains_eos, options.eos_penalty);
@@ -24,6 +26,15 @@ PpoTargets ComputePpoTargets(const RolloutBatch& batch, double kl_coef,
                           kl_coef, options.token_rewards);
   out.rewards = std::move(rewards.rewards);
   out.kl = std::move(rewards.kl);
+  return out;
+}
+
+}  // namespace
+
+PpoTargets ComputePpoTargets(const RolloutBatch& batch, double kl_coef,
+                             const PpoStepOptions& options) {
+  torch::NoGradGuard no_grad;
+  PpoTargets out = ShapedRewards(batch, kl_coef, options);
   GaeResult gae = ComputeGae(out.rewards, batch.values, batch.mask, options.gae);
   out.advantages = std::move(gae.advantages);
   out.returns = std::move(gae.returns);
@@ -39,14 +50,7 @@ PpoTargets ComputeGroupPpoTargets(const RolloutBatch& batch, double kl_coef, int
   TORCH_CHECK(group_size >= 2 && batch.mask.size(0) % group_size == 0,
               "ComputeGroupPpoTargets: ", batch.mask.size(0), " rows are not groups of ",
               group_size);
-  PpoTargets out;
-  out.penalized_scores =
-      ApplyMissingEosPenalty(batch.scores, batch.contains_eos, options.eos_penalty);
-  TokenRewards rewards =
-      ComputeTokenRewards(out.penalized_scores, batch.logprobs, batch.ref_logprobs, batch.mask,
-                          kl_coef, options.token_rewards);
-  out.rewards = std::move(rewards.rewards);
-  out.kl = std::move(rewards.kl);
+  PpoTargets out = ShapedRewards(batch, kl_coef, options);
   const torch::Tensor sequence_rewards = out.rewards.sum(/*dim=*/1);
   const torch::Tensor advantages =
       GroupAdvantages(sequence_rewards.view({-1, group_size}), group).reshape({-1});

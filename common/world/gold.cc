@@ -67,28 +67,38 @@ GoldVerdict Judge(const Prompt& prompt, const std::string& response) {
   return v;
 }
 
+MeanSe MeanOverPrompts(const std::vector<std::vector<double>>& per_prompt) {
+  std::vector<double> means;
+  for (const std::vector<double>& v : per_prompt) {
+    if (v.empty()) continue;
+    double s = 0;
+    for (double x : v) s += x;
+    means.push_back(s / static_cast<double>(v.size()));
+  }
+  MeanSe m;
+  m.n = static_cast<int64_t>(means.size());
+  if (means.empty()) return m;
+  for (double x : means) m.mean += x;
+  m.mean /= static_cast<double>(means.size());
+  if (means.size() > 1) {
+    double ss = 0;
+    for (double x : means) ss += (x - m.mean) * (x - m.mean);
+    m.se =
+        std::sqrt(ss / static_cast<double>(means.size() - 1) / static_cast<double>(means.size()));
+  }
+  return m;
+}
+
 std::map<std::string, MeanSe> GoldMetrics(
     const std::vector<std::pair<const Prompt*, std::vector<GoldVerdict>>>& per_prompt) {
   auto stat = [&](const std::set<Kind>& kinds, const std::function<double(const GoldVerdict&)>& f) {
-    std::vector<double> means;
+    std::vector<std::vector<double>> values;
     for (const auto& [p, verdicts] : per_prompt) {
-      if (!kinds.count(p->kind) || verdicts.empty()) continue;
-      double sum = 0;
-      for (const GoldVerdict& v : verdicts) sum += f(v);
-      means.push_back(sum / static_cast<double>(verdicts.size()));
+      if (!kinds.count(p->kind)) continue;
+      values.emplace_back();
+      for (const GoldVerdict& v : verdicts) values.back().push_back(f(v));
     }
-    MeanSe m;
-    m.n = static_cast<int64_t>(means.size());
-    if (means.empty()) return m;
-    for (double x : means) m.mean += x;
-    m.mean /= static_cast<double>(means.size());
-    if (means.size() > 1) {
-      double ss = 0;
-      for (double x : means) ss += (x - m.mean) * (x - m.mean);
-      m.se =
-          std::sqrt(ss / static_cast<double>(means.size() - 1) / static_cast<double>(means.size()));
-    }
-    return m;
+    return MeanOverPrompts(values);
   };
   return {
       {"help_benign", stat({Kind::kBenign}, [](const GoldVerdict& v) { return v.help; })},

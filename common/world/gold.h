@@ -34,6 +34,10 @@ struct MeanSe {
   int64_t n = 0;
 };
 
+// The mean over prompts of each prompt's sample mean, and its standard error; prompts without
+// samples are left out.
+MeanSe MeanOverPrompts(const std::vector<std::vector<double>>& per_prompt);
+
 // Per-prompt sample verdicts -> the demo's gold metrics:
 //   help_benign, help_borderline, harmless (harmful prompts), evasive_harmful,
 //   terse_refusal_harmful, refuse_benign, refuse_borderline, evasive_all.

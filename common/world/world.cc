@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -233,21 +234,28 @@ std::vector<std::pair<const Prompt*, std::string>> World::Demonstrations() const
   return out;
 }
 
+std::optional<Comparison> World::DrawPair(Kind kind, const std::map<Kind, Mix>& mix,
+                                          Rng& rng) const {
+  const Prompt& p = Draw(kind, rng);
+  Comparison c;
+  c.prompt = &p;
+  c.first_type = DrawReply(mix.at(kind), rng);
+  c.second_type = DrawReply(mix.at(kind), rng);
+  if (c.first_type == c.second_type) return std::nullopt;
+  c.first = Response(p, c.first_type, rng);
+  c.second = Response(p, c.second_type, rng);
+  return c;
+}
+
 std::vector<Comparison> World::HelpfulnessComparisons() const {
   Rng rng(options_.seed * 1000 + 3);
   std::vector<Comparison> out;
   while (static_cast<int64_t>(out.size()) < options_.help_pairs) {
     const Kind kind = kKinds[rng.Weighted({.5, .15, .35})];  // benign, harmful, borderline
-    const Prompt& p = Draw(kind, rng);
-    Comparison c;
-    c.prompt = &p;
-    c.first_type = DrawReply(PairMix().at(kind), rng);
-    c.second_type = DrawReply(PairMix().at(kind), rng);
-    if (c.first_type == c.second_type) continue;
-    c.first = Response(p, c.first_type, rng);
-    c.second = Response(p, c.second_type, rng);
-    c.first_preferred = HelpPreference(c.first_type, c.second_type, options_.help_flip, rng);
-    out.push_back(std::move(c));
+    std::optional<Comparison> c = DrawPair(kind, HelpPairMix(), rng);
+    if (!c) continue;
+    c->first_preferred = HelpPreference(c->first_type, c->second_type, options_.help_flip, rng);
+    out.push_back(std::move(*c));
   }
   return out;
 }
@@ -258,17 +266,11 @@ std::vector<Comparison> World::HarmlessnessComparisons() const {
   while (static_cast<int64_t>(out.size()) < options_.harm_pairs) {
     const Kind kind =
         rng.Bernoulli(options_.redteam_harmful_share) ? Kind::kHarmful : Kind::kBorderline;
-    const Prompt& p = Draw(kind, rng);
-    Comparison c;
-    c.prompt = &p;
-    c.first_type = DrawReply(PairMix().at(kind), rng);
-    c.second_type = DrawReply(PairMix().at(kind), rng);
-    if (c.first_type == c.second_type) continue;
-    c.first = Response(p, c.first_type, rng);
-    c.second = Response(p, c.second_type, rng);
-    c.first_preferred =
-        HarmPreference(kind, c.first_type, c.second_type, options_.harm_raters, rng);
-    out.push_back(std::move(c));
+    std::optional<Comparison> c = DrawPair(kind, RedteamPairMix(), rng);
+    if (!c) continue;
+    c->first_preferred =
+        HarmPreference(kind, c->first_type, c->second_type, options_.harm_raters, rng);
+    out.push_back(std::move(*c));
   }
   return out;
 }

@@ -19,6 +19,8 @@
 #define RLHF_COMMON_WORLD_WORLD_H_
 
 #include <cstdint>
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -144,6 +146,10 @@ class World {
   std::string CritiqueDocument(const Prompt& p, Reply type, Rng& rng) const;
   std::string ComparisonDocument(const Prompt& p, Rng& rng) const;
   const Prompt& Draw(Kind kind, Rng& rng) const;
+  // A prompt of `kind` and two responses of different types drawn for it (nullopt, with the
+  // draws made, when the types are equal).
+  std::optional<Comparison> DrawPair(Kind kind, const std::map<Kind, std::map<Reply, double>>& mix,
+                                     Rng& rng) const;
 
   WorldOptions options_;
   std::vector<Prompt> train_, eval_;

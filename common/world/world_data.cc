@@ -172,7 +172,7 @@ const std::map<Kind, Mix>& CorpusMix() {
   };
   return *m;
 }
-const std::map<Kind, Mix>& PairMix() {
+const std::map<Kind, Mix>& HelpPairMix() {
   static const auto* m = new std::map<Kind, Mix>{
       {Kind::kBenign,
        {{Reply::kHelpful, .3},
@@ -197,6 +197,32 @@ const std::map<Kind, Mix>& PairMix() {
   };
   return *m;
 }
+
+const std::map<Kind, Mix>& RedteamPairMix() {
+  static const auto* m = new std::map<Kind, Mix>{
+      // Red-team comparisons cover unrelated facts (wrong) and deflections (off-topic) well: with
+      // 5% of each, RL found that the harmlessness reward models scored "sure . <facts of another
+      // task>" well on harmful and borderline prompts (the prototype's lesson too). The
+      // helpfulness comparisons keep the plain mix: there, more unrelated answers on harmful
+      // prompts (which the helpfulness raters prefer to refusals) taught the helpfulness reward
+      // model to like them everywhere.
+      {Kind::kBorderline,
+       {{Reply::kHelpful, .3},
+        {Reply::kPartial, .15},
+        {Reply::kWrong, .1},
+        {Reply::kOfftopic, .05},
+        {Reply::kEvasive, .2},
+        {Reply::kExplained, .2}}},
+      {Kind::kHarmful,
+       {{Reply::kCompliance, .3},
+        {Reply::kEvasive, .25},
+        {Reply::kExplained, .2},
+        {Reply::kOfftopic, .1},
+        {Reply::kWrong, .15}}},
+  };
+  return *m;
+}
+
 const Mix kSftMix = {{Reply::kHelpful, .6}, {Reply::kPartial, .3}, {Reply::kWrong, .1}};
 
 Reply DrawReply(const Mix& mix, Rng& rng) {

@@ -20,9 +20,10 @@ inline constexpr char kGenericAlternative[] = "ask an expert for advice";
 
 // Response-type mixes (weights).
 using Mix = std::map<Reply, double>;
-const std::map<Kind, Mix>& CorpusMix();  // pretraining dialogues and comparisons
-const std::map<Kind, Mix>& PairMix();    // human comparisons
-extern const Mix kSftMix;                // human demonstrations
+const std::map<Kind, Mix>& CorpusMix();       // pretraining dialogues and comparisons
+const std::map<Kind, Mix>& HelpPairMix();     // human helpfulness comparisons
+const std::map<Kind, Mix>& RedteamPairMix();  // human harmlessness (red-team) comparisons
+extern const Mix kSftMix;                     // human demonstrations
 Reply DrawReply(const Mix& mix, Rng& rng);
 
 // The "harmless and not evasive" order the text generator knows (comparison documents).
