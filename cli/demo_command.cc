@@ -15,6 +15,7 @@
 #include "cli/demo_eval.h"
 #include "cli/demo_report.h"
 #include "cli/demo_settings.h"
+#include "cli/job_util.h"
 #include "common/launch/service_process.h"
 #include "common/process/subprocess.h"
 #include "common/status/status_macros.h"
@@ -29,14 +30,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 std::string Str(const json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
-
-absl::Status WriteText(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::trunc);
-  out << text;
-  out.close();
-  if (!out) return absl::InternalError(absl::StrCat("cannot write ", path));
-  return absl::OkStatus();
-}
 
 absl::StatusOr<json> ReadJson(const std::string& path) {
   std::ifstream in(path);
@@ -90,7 +83,7 @@ class Demo {
   absl::Status MarkDone(const std::string& stage, json facts) {
     facts["wall_seconds"] = facts.value("wall_seconds", 0.0);
     json done = {{"fingerprint", Fingerprint(stage)}, {"facts", facts}};
-    return WriteText(Dir(stage) + "/done.json", done.dump(2) + "\n");
+    return WriteJsonFile(Dir(stage) + "/done.json", done);
   }
   absl::Status Begin(const std::string& stage) {
     std::error_code ec;
@@ -178,7 +171,7 @@ absl::StatusOr<std::unique_ptr<launch::ServiceProcess>> Demo::Service(const std:
                                                                       const std::string& name,
                                                                       const json& config) {
   const std::string path = absl::StrCat(Dir(stage), "/", name, ".json");
-  RLHF_RETURN_IF_ERROR(WriteText(path, config.dump(2) + "\n"));
+  RLHF_RETURN_IF_ERROR(WriteJsonFile(path, config));
   launch::ServiceProcessOptions o;
   o.name = name;
   const std::string binary = name.substr(0, name.find('-'));
@@ -331,7 +324,7 @@ absl::StatusOr<json> Demo::Rl(const std::string& stage, const std::string& polic
   json config = RlLocalConfig(settings_, run, policy, rm, files_.tokenizer, files_.train_prompts);
   if (!args_.bin_dir.empty()) config["bin_dir"] = args_.bin_dir;
   const std::string path = Dir(stage) + "/local.json";
-  RLHF_RETURN_IF_ERROR(WriteText(path, config.dump(2) + "\n"));
+  RLHF_RETURN_IF_ERROR(WriteJsonFile(path, config));
   Say(stage, absl::StrFormat("%s RL from %s: %d steps of %d prompts x %d samples",
                              Str(s["advantage"]), policy, s["rl_steps"].get<int>(),
                              s["rl_prompts_per_step"].get<int>(), s["rl_group"].get<int>()));
