@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages the project builds and runs with, and the npm packages of the
-# Kubernetes manifest validator (deploy/k8s/validate). Idempotent and quiet: a machine that has
+# Installs the Debian 12 packages the project builds and runs with, and the Python packages of
+# the Kubernetes manifest validator (deploy/k8s/validate). Idempotent and quiet: a machine that has
 # everything installs nothing and prints nothing. Run as root (or with sudo available).
 #   scripts/setup.sh            everything to build, test and run (the default)
 #   scripts/setup.sh --runtime  only the shared libraries the built binaries load (the image's
 #                               runtime stage; see Dockerfile)
+#   scripts/setup.sh --cuda     the default, plus the `cuda` preset's LibTorch 2.11 (CUDA 13.0)
+#                               from PyPI (scripts/setup_cuda.sh; needs the CUDA 13.0 toolkit)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -12,7 +14,8 @@ MODE=all
 case "${1:-}" in
   "") ;;
   --runtime) MODE=runtime ;;
-  *) echo "usage: $0 [--runtime]" >&2; exit 2 ;;
+  --cuda) MODE=cuda ;;
+  *) echo "usage: $0 [--runtime|--cuda]" >&2; exit 2 ;;
 esac
 
 PACKAGES=(
@@ -22,7 +25,7 @@ PACKAGES=(
   libabsl-dev prometheus-cpp-dev libgloo-dev libcpp-httplib-dev
   nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libgoogle-glog-dev libgflags-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  prometheus
+  prometheus python3-venv
 )
 
 # What `rlhf` and the service binaries link against (their NEEDED libraries' packages; apt
@@ -59,12 +62,13 @@ fi
 
 install_missing "${PACKAGES[@]}"
 
-# The manifest validator's npm packages (tests/deploy/k8s_manifests_test.sh), from its lock
-# file: installed when node_modules is missing or older than package-lock.json.
-VALIDATE=$ROOT/deploy/k8s/validate
-if [[ -f $VALIDATE/package-lock.json ]] &&
-   [[ ! -f $VALIDATE/node_modules/.package-lock.json || $VALIDATE/package-lock.json -nt $VALIDATE/node_modules/.package-lock.json ]]; then
-  if ! command -v npm >/dev/null; then install_missing nodejs npm; fi
-  echo "setup: installing the npm packages of deploy/k8s/validate" >&2
-  npm ci --no-audit --no-fund --loglevel=error --prefix "$VALIDATE" >/dev/null
+# The manifest validator's Python packages (tests/deploy/k8s_manifests_test.sh), pinned in its
+# requirements.txt, in a venv of its own (deploy/k8s/validate/venv.sh says where): made again
+# when it is missing or was made from other requirements.
+# shellcheck source=deploy/k8s/validate/venv.sh
+source "$ROOT/deploy/k8s/validate/venv.sh"
+k8s_validate_venv_setup "$ROOT/deploy/k8s/validate/requirements.txt"
+
+if [[ $MODE == cuda ]]; then
+  bash "$ROOT/scripts/setup_cuda.sh"
 fi

@@ -13,6 +13,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/dist/internal/c10d_compat.h"
 #include "common/status/status_macros.h"
 
 // Debian's LibTorch defines USE_C10D_GLOO (torch_cpu's interface definitions) and not
@@ -172,7 +173,7 @@ std::string ProcessGroup::backend() const {
 
 absl::Status ProcessGroup::Run(const torch::Tensor& tensor, bool broadcast, ReduceOp op) {
   std::vector<at::Tensor> tensors = {tensor};
-  c10d::ProcessGroup* group = impl_->gloo.get();
+  internal::CollectiveGroup* group = impl_->gloo.get();
   bool nccl = false;
 #ifdef USE_C10D_NCCL
   if (tensor.is_cuda() && impl_->nccl) {

@@ -2,13 +2,15 @@
 # Strict offline validation of the Kubernetes manifests (deploy/k8s), no cluster, no network:
 #   bash tests/deploy/k8s_manifests_test.sh build/release/cli/rlhf
 # For every overlay (deploy/k8s/overlays/*): render with `kubectl kustomize` (no flags), check
-# the schemas (deploy/k8s/validate/validate.mjs: Kubernetes 1.36 OpenAPI models of
-# @kubernetes/client-node) and the policy (policy.mjs, which runs `rlhf check-config` on every
-# embedded service config); the same for the optional PodMonitor component and the
+# the schemas (deploy/k8s/validate/validate.py: the Kubernetes 1.36 JSON schemas of the PyPI
+# package kubernetes-validate, strict) and the policy (policy.py, which runs `rlhf check-config`
+# on every embedded service config); the same for the optional PodMonitor component and the
 # prometheus-adapter rules; the scrape config and adapter rules against promtool and the
-# rendered pods (prometheus.mjs); the dashboards list; the Dockerfile's user and binaries; and
-# the negative cases (run-testdata.mjs): each deliberately broken manifest must be rejected with
-# its expected message. Prints one line per check and a summary; exits 1 on any failure.
+# rendered pods (prometheus.py); the dashboards list; the Dockerfile's user and binaries; and
+# the negative cases (run_testdata.py): each deliberately broken manifest must be rejected with
+# its expected message. The validator runs with the Python of its venv, which scripts/setup.sh
+# makes (deploy/k8s/validate/venv.sh); nothing here reaches the network. Prints one line per
+# check and a summary; exits 1 on any failure.
 set -uo pipefail
 
 if [[ $# -ne 1 ]]; then
@@ -38,14 +40,24 @@ run() {
 
 # --- tools (no silent skips: a missing tool is a failure that says how to get it) ----------------
 missing=0
-for tool in node kubectl promtool; do
+for tool in kubectl promtool; do
   if ! command -v "$tool" >/dev/null; then
     fail "tool $tool not found: run scripts/setup.sh"
     missing=1
   fi
 done
-if [[ ! -d $V/node_modules/@kubernetes/client-node || ! -d $V/node_modules/yaml ]]; then
-  fail "$V/node_modules is missing: run scripts/setup.sh (it runs npm ci --prefix $V)"
+# shellcheck source=deploy/k8s/validate/venv.sh
+source "$V/venv.sh"
+PY=$K8S_VALIDATE_PYTHON
+export PYTHONDONTWRITEBYTECODE=1  # no __pycache__ in the source tree
+if [[ ! -x $PY ]]; then
+  fail "the validator's venv $K8S_VALIDATE_VENV is missing: run scripts/setup.sh (it installs $V/requirements.txt there)"
+  missing=1
+elif ! "$PY" -c 'import yaml, jsonschema, kubernetes_validate' 2>"$WORK/venv.err"; then
+  fail "the validator's venv $K8S_VALIDATE_VENV lacks its packages: run scripts/setup.sh" "$WORK/venv.err"
+  missing=1
+elif ! cmp -s "$V/requirements.txt" "$K8S_VALIDATE_VENV/requirements.installed.txt"; then
+  fail "the validator's venv $K8S_VALIDATE_VENV was made from other requirements than $V/requirements.txt: run scripts/setup.sh"
   missing=1
 fi
 if [[ ! -x $RLHF ]]; then
@@ -65,8 +77,8 @@ for dir in "$K8S"/overlays/*/; do
   if kubectl kustomize "$dir" >"$out" 2>"$WORK/render.err"; then
     pass "render overlays/$o: $(grep -c '^kind:' "$out") objects"
     rendered+=("$out")
-    run "schemas overlays/$o" node "$V/validate.mjs" "$out"
-    run "policy overlays/$o" node "$V/policy.mjs" --rlhf "$RLHF" --cache-dir "$CACHE" "$out"
+    run "schemas overlays/$o" "$PY" "$V/validate.py" "$out"
+    run "policy overlays/$o" "$PY" "$V/policy.py" --rlhf "$RLHF" --cache-dir "$CACHE" "$out"
   else
     fail "render overlays/$o" "$WORK/render.err"
   fi
@@ -86,8 +98,8 @@ EOF
 if kubectl kustomize "$WORK/podmonitor" >"$WORK/podmonitor.yaml" 2>"$WORK/render.err"; then
   if grep -q '^kind: PodMonitor' "$WORK/podmonitor.yaml"; then
     pass "render overlays/gpu + components/podmonitor"
-    run "schemas overlays/gpu + components/podmonitor" node "$V/validate.mjs" "$WORK/podmonitor.yaml"
-    run "policy overlays/gpu + components/podmonitor" node "$V/policy.mjs" --rlhf "$RLHF" --cache-dir "$CACHE" "$WORK/podmonitor.yaml"
+    run "schemas overlays/gpu + components/podmonitor" "$PY" "$V/validate.py" "$WORK/podmonitor.yaml"
+    run "policy overlays/gpu + components/podmonitor" "$PY" "$V/policy.py" --rlhf "$RLHF" --cache-dir "$CACHE" "$WORK/podmonitor.yaml"
   else
     fail "components/podmonitor rendered no PodMonitor"
   fi
@@ -98,16 +110,16 @@ fi
 # The prometheus-adapter rules ConfigMap.
 if kubectl kustomize "$K8S/prometheus-adapter" >"$WORK/adapter.yaml" 2>"$WORK/render.err"; then
   pass "render prometheus-adapter"
-  run "schemas prometheus-adapter" node "$V/validate.mjs" "$WORK/adapter.yaml"
+  run "schemas prometheus-adapter" "$PY" "$V/validate.py" "$WORK/adapter.yaml"
 else
   fail "render prometheus-adapter" "$WORK/render.err"
 fi
 
 # The models loader pod (applied by hand, README.md).
-run "schemas tools/models-loader.yaml" node "$V/validate.mjs" "$K8S/tools/models-loader.yaml"
+run "schemas tools/models-loader.yaml" "$PY" "$V/validate.py" "$K8S/tools/models-loader.yaml"
 
 # Scrape config, adapter rules and HPA metrics, against promtool and the rendered pods.
-run "prometheus scrape config + adapter rules" node "$V/prometheus.mjs" --promtool "$(command -v promtool)" \
+run "prometheus scrape config + adapter rules" "$PY" "$V/prometheus.py" --promtool "$(command -v promtool)" \
   --source-root "$ROOT" --scrape-config "$K8S/prometheus/scrape-config.yaml" \
   --adapter-config "$K8S/prometheus-adapter/config.yaml" "${rendered[@]}"
 
@@ -149,7 +161,7 @@ check_dockerfile() {
 run "Dockerfile" check_dockerfile
 
 # --- negative cases: the validators must reject each broken manifest with its message -------------
-run "negative and control cases ($V/testdata)" node "$V/run-testdata.mjs" --rlhf "$RLHF" --cache-dir "$CACHE"
+run "negative and control cases ($V/testdata)" "$PY" "$V/run_testdata.py" --rlhf "$RLHF" --cache-dir "$CACHE"
 
 echo "k8s_manifests: $passed passed, $failed failed"
 ((failed == 0))
