@@ -138,16 +138,26 @@ def torch_version_here():
 
 
 def torch_site(python):
-    """(torch version, cuda, torch's lib folder, [nvidia lib folders]) of `python`'s torch."""
-    code = ("import json, os, torch; d = os.path.dirname(torch.__file__); "
-            "print(json.dumps([torch.__version__, torch.version.cuda, d, "
-            "torch.cuda.is_available(), torch.cuda.get_device_name(0) "
-            "if torch.cuda.is_available() else '']))")
-    out = subprocess.run([python, "-c", code], check=True, capture_output=True, text=True).stdout
-    version, cuda, torch_dir, available, device = json.loads(out.strip().splitlines()[-1])
+    """(torch version, its CUDA, torch's lib folder, [nvidia lib folders]) of `python`'s torch,
+    found without importing it, and the GPU nvidia-smi names (empty without one)."""
+    code = ("import importlib.util, os; s = importlib.util.find_spec('torch'); "
+            "print(os.path.dirname(s.origin) if s else '')")
+    torch_dir = subprocess.run([python, "-c", code], check=True, capture_output=True,
+                               text=True).stdout.strip()
+    if not torch_dir:
+        raise SystemExit(f"run: {python} has no torch (pass --python or PYTHON=)")
+    text = (pathlib.Path(torch_dir) / "version.py").read_text()
+    version = re.search(r"__version__ = '([^']+)'", text).group(1)
+    cuda = re.search(r"cuda(?:: Optional\[str\])? = '([^']+)'", text)
     nvidia = pathlib.Path(torch_dir).parent / "nvidia"
     nvidia_libs = sorted(str(p) for p in nvidia.glob("*/lib")) if nvidia.exists() else []
-    return version, cuda, os.path.join(torch_dir, "lib"), nvidia_libs, available, device
+    device = ""
+    if shutil.which("nvidia-smi"):
+        p = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version",
+                            "--format=csv,noheader"], capture_output=True, text=True)
+        device = p.stdout.strip().splitlines()[0] if p.returncode == 0 and p.stdout else ""
+    return (version, cuda.group(1) if cuda else "none", os.path.join(torch_dir, "lib"),
+            nvidia_libs, bool(device), device)
 
 
 def run_binary(cmd, env, timeout, out_json=None):
