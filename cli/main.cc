@@ -12,6 +12,7 @@
 #include "cli/train_rm_command.h"
 #include "common/logging/logging.h"
 #include "common/runtime/runtime.h"
+#include "common/status/exception.h"
 
 int main(int argc, char** argv) {
   rlhf::logging::Init(argv[0]);
@@ -48,15 +49,21 @@ int main(int argc, char** argv) {
     return 2;
   }
   absl::Status status;
-  if (generate_cmd->parsed()) status = rlhf::cli::RunGenerate(generate);
-  if (local_cmd->parsed()) status = rlhf::cli::RunLocal(local);
-  if (sft_cmd->parsed()) status = rlhf::cli::RunSft(sft);
-  if (train_rm_cmd->parsed()) status = rlhf::cli::RunTrainRm(train_rm);
-  if (eval_cmd->parsed()) status = rlhf::cli::RunEval(eval);
-  if (check_config_cmd->parsed()) status = rlhf::cli::RunCheckConfig(check_config);
-  if (cai_revise_cmd->parsed()) status = rlhf::cli::RunCaiRevise(cai_revise);
-  if (cai_label_cmd->parsed()) status = rlhf::cli::RunCaiLabel(cai_label);
-  if (demo_cmd->parsed()) status = rlhf::cli::RunDemo(demo);
+  // A job's error is one line and exit status 1, also when LibTorch throws where no boundary
+  // below caught it (the backtrace goes to the log).
+  try {
+    if (generate_cmd->parsed()) status = rlhf::cli::RunGenerate(generate);
+    if (local_cmd->parsed()) status = rlhf::cli::RunLocal(local);
+    if (sft_cmd->parsed()) status = rlhf::cli::RunSft(sft);
+    if (train_rm_cmd->parsed()) status = rlhf::cli::RunTrainRm(train_rm);
+    if (eval_cmd->parsed()) status = rlhf::cli::RunEval(eval);
+    if (check_config_cmd->parsed()) status = rlhf::cli::RunCheckConfig(check_config);
+    if (cai_revise_cmd->parsed()) status = rlhf::cli::RunCaiRevise(cai_revise);
+    if (cai_label_cmd->parsed()) status = rlhf::cli::RunCaiLabel(cai_label);
+    if (demo_cmd->parsed()) status = rlhf::cli::RunDemo(demo);
+  } catch (...) {
+    status = rlhf::status::CurrentExceptionToStatus(app.get_subcommands().front()->get_name());
+  }
   if (!status.ok()) {
     std::fprintf(stderr, "rlhf: error: %s\n", status.ToString().c_str());
     return 1;

@@ -9,7 +9,10 @@
 //     max_queued items wait, or UNAVAILABLE after Stop().
 //  2. One worker thread takes requests in arrival order until the batch is full or the oldest
 //     request has waited max_wait, runs the batch function, and calls each request's `done`
-//     once with its own items' results, in order (or the batch's error).
+//     once with its own items' results, in order (or the batch's error). A batch function that
+//     throws (a LibTorch error: out of memory, a shape the model refuses) fails that batch only:
+//     each of its requests gets INTERNAL (RESOURCE_EXHAUSTED for out of memory) with the
+//     exception's message, and the next batch runs as usual.
 //  3. Stop() (and the destructor) finish the running batch, then answer every queued request
 //     with UNAVAILABLE, and join the thread.
 //
@@ -30,6 +33,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/status/exception.h"
 
 namespace rlhf::batching {
 
@@ -174,7 +178,7 @@ class DynamicBatcher {
       for (auto& item : r.items) items.push_back(std::move(item));
     }
     const absl::Time start = absl::Now();
-    absl::StatusOr<std::vector<Out>> outs = fn_(items);
+    absl::StatusOr<std::vector<Out>> outs = CallFn(items);
     if (options_.observer != nullptr) {
       options_.observer->OnBatch(static_cast<int>(items.size()), absl::Now() - start);
     }
@@ -192,6 +196,14 @@ class DynamicBatcher {
                             std::make_move_iterator(outs->begin() + offset + r.items.size()));
       offset += r.items.size();
       r.done(std::move(mine));
+    }
+  }
+
+  absl::StatusOr<std::vector<Out>> CallFn(const std::vector<In>& items) {
+    try {
+      return fn_(items);
+    } catch (...) {
+      return status::CurrentExceptionToStatus(absl::StrCat("batch of ", items.size(), " items"));
     }
   }
 

@@ -1,6 +1,8 @@
 #include "common/batching/dynamic_batcher.h"
 
 #include <atomic>
+#include <new>
+#include <stdexcept>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -140,6 +142,31 @@ TEST(DynamicBatcherTest, BatchErrorGoesToEveryRequestInTheBatch) {
   r.done.WaitForNotification();
   EXPECT_EQ(r.value.status().code(), absl::StatusCode::kInternal);
   EXPECT_EQ(r.value.status().message(), "model failed");
+}
+
+TEST(DynamicBatcherTest, ThrowingBatchFailsItsRequestsAndTheNextBatchRuns) {
+  // A LibTorch error inside the model (a shape it refuses, out of memory) is an exception:
+  // it fails the batch it happened in, never the server.
+  BatcherOptions opts;
+  opts.max_wait = absl::ZeroDuration();
+  Batcher batcher(opts, [](const std::vector<int>& items)
+                            -> absl::StatusOr<std::vector<std::string>> {
+    if (items[0] < 0) throw std::invalid_argument("negative item");
+    if (items[0] == 0) throw std::bad_alloc();
+    return std::vector<std::string>(items.size(), "ok");
+  });
+  Result bad, oom, next;
+  ASSERT_TRUE(batcher.Submit({-1, 5}, bad.Callback()).ok());
+  bad.done.WaitForNotification();
+  EXPECT_EQ(bad.value.status().code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(bad.value.status().message(), "batch of 2 items: negative item");
+  ASSERT_TRUE(batcher.Submit({0}, oom.Callback()).ok());
+  oom.done.WaitForNotification();
+  EXPECT_EQ(oom.value.status().code(), absl::StatusCode::kResourceExhausted);
+  ASSERT_TRUE(batcher.Submit({3}, next.Callback()).ok());
+  next.done.WaitForNotification();
+  ASSERT_TRUE(next.value.ok()) << next.value.status();
+  EXPECT_EQ(*next.value, std::vector<std::string>{"ok"});
 }
 
 // Counts what the batcher reports.

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/status/status_macros.h"
+#include "common/status/exception.h"
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
               "the wire format is little-endian; this code copies host bytes as they are");
@@ -95,9 +96,8 @@ absl::StatusOr<torch::Tensor> ToContiguousCpu(const torch::Tensor& tensor) {
   if (!tensor.defined()) return absl::InvalidArgumentError("tensor is undefined");
   try {
     return tensor.to(torch::kCPU).contiguous();
-  } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat("copying tensor to contiguous CPU memory failed: ",
-                                            e.what_without_backtrace()));
+  } catch (...) {
+    return status::CurrentExceptionToStatus("copying tensor to contiguous CPU memory failed");
   }
 }
 
@@ -129,9 +129,8 @@ absl::StatusOr<torch::Tensor> DecodeTensor(const rlhf::v1::Tensor& proto) {
                                         torch::TensorOptions().dtype(type));
     if (expected > 0) std::memcpy(tensor.data_ptr(), proto.data().data(), expected);
     return tensor;
-  } catch (const c10::Error& e) {
-    return absl::InternalError(
-        absl::StrCat("allocating decoded tensor failed: ", e.what_without_backtrace()));
+  } catch (...) {
+    return status::CurrentExceptionToStatus("allocating decoded tensor failed");
   }
 }
 

@@ -7,6 +7,7 @@
 #include "common/codec/crc32c.h"
 #include "common/codec/tensor_codec.h"
 #include "common/status/status_macros.h"
+#include "common/status/exception.h"
 
 namespace rlhf::codec {
 namespace {
@@ -163,9 +164,10 @@ absl::Status WeightAssembler::StartTensor(const rlhf::v1::WeightChunk& chunk) {
   try {
     tensor = torch::empty(c10::IntArrayRef(shape.data(), shape.size()),
                           torch::TensorOptions().dtype(*FromWireDType(chunk.dtype())));
-  } catch (const c10::Error& e) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat(what, ": allocating ", *size, " bytes failed: ", e.what_without_backtrace()));
+  } catch (...) {
+    return status::CurrentExceptionToStatus(
+        absl::StrCat(what, ": allocating ", *size, " bytes failed"),
+        absl::StatusCode::kResourceExhausted);
   }
   tensors_.emplace_back(chunk.name(), std::move(tensor));
   names_.insert(chunk.name());

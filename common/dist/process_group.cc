@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/dist/internal/c10d_compat.h"
+#include "common/status/exception.h"
 #include "common/status/status_macros.h"
 
 // Debian's LibTorch defines USE_C10D_GLOO (torch_cpu's interface definitions) and not
@@ -51,26 +52,14 @@ namespace {
 // (a peer's connection closed, a store that cannot be reached or served) UNAVAILABLE. Our own
 // argument checks run before c10d is called, so what c10d throws is about the peers.
 absl::Status CurrentExceptionToStatus(absl::string_view context) {
-  std::string message;
-  try {
-    throw;
-  } catch (const c10::Error& e) {
-    message = e.what_without_backtrace();
-  } catch (const std::exception& e) {
-    message = e.what();
-  } catch (...) {
-    message = "unknown exception";
-  }
-  // The first line only: c10d messages may carry a backtrace.
-  message = message.substr(0, message.find('\n'));
-  std::string lower = message;
+  absl::Status s = status::CurrentExceptionToStatus(context, absl::StatusCode::kUnavailable);
+  std::string lower(s.message());
   std::transform(lower.begin(), lower.end(), lower.begin(),
                  [](unsigned char c) { return std::tolower(c); });
-  const std::string text = absl::StrCat(context, ": ", message);
   if (absl::StrContains(lower, "timed out") || absl::StrContains(lower, "timeout")) {
-    return absl::DeadlineExceededError(text);
+    return absl::DeadlineExceededError(s.message());
   }
-  return absl::UnavailableError(text);
+  return s;
 }
 
 c10d::ReduceOp ToC10d(ReduceOp op) {

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/status/exception.h"
 
 namespace rlhf::model {
 namespace {
@@ -62,11 +63,8 @@ absl::Status LoadNamedParameters(
     torch::NoGradGuard no_grad;
     for (const auto& [name, tensor] : tensors) params.at(name).copy_(tensor);
     return absl::OkStatus();
-  } catch (const c10::Error& e) {
-    return absl::InternalError(
-        absl::StrCat("loading parameters: LibTorch error: ", e.what_without_backtrace()));
-  } catch (const std::exception& e) {
-    return absl::InternalError(absl::StrCat("loading parameters: ", e.what()));
+  } catch (...) {
+    return status::CurrentExceptionToStatus("loading parameters");
   }
 }
 

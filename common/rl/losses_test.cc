@@ -53,7 +53,11 @@ TEST_P(LossesGoldenTest, PerturbedPolicyLossDoesNotMatch) {
   const Json& in = c.at("inputs");
   const Json& v = c.at("variants").at("token_mean_eps0.2");
   torch::Tensor logprobs = T(in.at("logprobs"));
-  logprobs[2][1] += 1e5 * tol();  // 1e-4 in float64, 1 in float32.
+  // The fixture's first unmasked token (a masked one would change nothing).
+  const torch::Tensor real = T(in.at("mask")).nonzero();
+  ASSERT_GT(real.size(0), 0) << "the fixture's mask has no real token";
+  logprobs[real[0][0].item<int64_t>()][real[0][1].item<int64_t>()] +=
+      1e5 * tol();  // 1e-4 in float64, 1 in float32.
   logprobs.requires_grad_(true);
   const PolicyLossResult out =
       PpoPolicyLoss(logprobs, T(in.at("old_logprobs")), T(in.at("advantages")), T(in.at("mask")),

@@ -62,12 +62,19 @@ TEST_P(StatsGoldenTest, PaddedValuesDoNotMatter) {
 // The comparison can fail: a perturbed real value, or a mask that also counts one pad, moves
 // every statistic by far more than the tolerance.
 TEST_P(StatsGoldenTest, PerturbedInputDoesNotMatch) {
+  // Where to perturb comes from the fixture: its first real value, and the last column of a row
+  // that ends in padding.
+  const torch::Tensor real = mask_.nonzero();
+  ASSERT_GT(real.size(0), 0) << "the fixture's mask has no real value";
+  const torch::Tensor padded_rows = (mask_.select(1, -1) == 0).nonzero();
+  ASSERT_GT(padded_rows.size(0), 0) << "the fixture has no row that ends in padding";
   torch::Tensor perturbed = x_.clone();
-  perturbed[1][2] += 1e5 * tol();  // 1e-4 in float64, 1 in float32.
+  perturbed[real[0][0].item<int64_t>()][real[0][1].item<int64_t>()] +=
+      1e5 * tol();  // 1e-4 in float64, 1 in float32.
   EXPECT_GT(MaxAbsDiff(MaskedMean(perturbed, mask_), out_.at("masked_mean")), 10 * tol());
   EXPECT_GT(MaxAbsDiff(Whiten(perturbed, mask_), out_.at("whiten_shift_mean")), 10 * tol());
   torch::Tensor wider_mask = mask_.clone();
-  wider_mask[3][2] = 1;
+  wider_mask[padded_rows[0][0].item<int64_t>()][mask_.size(1) - 1] = 1;
   EXPECT_GT(MaxAbsDiff(MaskedVar(x_, wider_mask), out_.at("masked_var_unbiased")), 10 * tol());
   EXPECT_FALSE(AllClose(LastValidIndex(wider_mask), out_.at("last_valid_index"), 0.0));
 }

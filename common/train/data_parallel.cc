@@ -3,12 +3,24 @@
 #include <vector>
 
 #include "common/status/status_macros.h"
+#include "common/status/exception.h"
 
 namespace rlhf::train {
 
 absl::Status AgreeOnStatus(dist::ProcessGroup* group, const absl::Status& local) {
   if (WorldSize(group) == 1) return local;
   return group->AllOk(local);
+}
+
+absl::Status GuardedLocalStep(dist::ProcessGroup* group, absl::string_view what,
+                              const std::function<void()>& fn) {
+  absl::Status local;
+  try {
+    fn();
+  } catch (...) {
+    local = status::CurrentExceptionToStatus(what);
+  }
+  return AgreeOnStatus(group, local);
 }
 
 absl::Status JoinDataParallel(dist::ProcessGroup* group, int64_t fingerprint, model::Llama& model) {

@@ -10,6 +10,7 @@
 #define RLHF_COMMON_TRAIN_DATA_PARALLEL_H_
 
 #include <cstdint>
+#include <functional>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -49,6 +50,13 @@ inline std::pair<int64_t, int64_t> RankSlice(int64_t n, const dist::ProcessGroup
 
 // `local` made everyone's: see dist::ProcessGroup::AllOk. Without a group, `local`.
 absl::Status AgreeOnStatus(dist::ProcessGroup* group, const absl::Status& local);
+
+// Runs `fn`, a rank's local part of a step (forward and backward), and makes its outcome
+// everyone's: an exception (a LibTorch error) becomes "<what>: <message>"
+// (status::CurrentExceptionToStatus), and AgreeOnStatus fails every rank when one failed, before
+// any waits in the gradient all-reduce. A collective.
+absl::Status GuardedLocalStep(dist::ProcessGroup* group, absl::string_view what,
+                              const std::function<void()>& fn);
 
 // Checks that `fingerprint` (of the data and options) is the same on every rank, then overwrites
 // the parameters and buffers of `model` with rank 0's.

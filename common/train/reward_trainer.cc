@@ -135,26 +135,28 @@ absl::StatusOr<RewardStepStats> RewardTrainer::Step() {
       step_ * options_.batch_pairs + RankSlice(options_.batch_pairs, options_.process_group).first;
   const int64_t accumulation = options_.batch_pairs / WorldSize(options_.process_group) / micro;
   int64_t correct = 0;
-  for (int64_t m = 0; m < accumulation; ++m) {
-    std::vector<std::vector<int64_t>> seqs;
-    std::vector<float> p;
-    for (int64_t i = 0; i < micro; ++i) {
-      const TokenizedPair& pair = PairAt(first + m * micro + i);
-      seqs.push_back(pair.chosen);
-      p.push_back(pair.p_chosen);
+  RLHF_RETURN_IF_ERROR(GuardedLocalStep(options_.process_group, "reward step failed", [&] {
+    for (int64_t m = 0; m < accumulation; ++m) {
+      std::vector<std::vector<int64_t>> seqs;
+      std::vector<float> p;
+      for (int64_t i = 0; i < micro; ++i) {
+        const TokenizedPair& pair = PairAt(first + m * micro + i);
+        seqs.push_back(pair.chosen);
+        p.push_back(pair.p_chosen);
+      }
+      for (int64_t i = 0; i < micro; ++i) seqs.push_back(PairAt(first + m * micro + i).rejected);
+      auto [tokens, mask] = model::RightPad(seqs);
+      torch::Tensor values = model->Values(model->Trunk(tokens, mask));  // [2 micro, T]
+      torch::Tensor last = (mask.sum(1) - 1).unsqueeze(1);
+      torch::Tensor r = values.gather(1, last).squeeze(1);
+      torch::Tensor r_chosen = r.narrow(0, 0, micro);
+      torch::Tensor r_rejected = r.narrow(0, micro, micro);
+      torch::Tensor loss = rl::SoftBradleyTerryLoss(r_chosen, r_rejected, torch::tensor(p));
+      (loss / static_cast<double>(accumulation)).backward();
+      stats.loss += loss.item<double>() / static_cast<double>(accumulation);
+      correct += (r_chosen > r_rejected).sum().item<int64_t>();
     }
-    for (int64_t i = 0; i < micro; ++i) seqs.push_back(PairAt(first + m * micro + i).rejected);
-    auto [tokens, mask] = model::RightPad(seqs);
-    torch::Tensor values = model->Values(model->Trunk(tokens, mask));  // [2 micro, T]
-    torch::Tensor last = (mask.sum(1) - 1).unsqueeze(1);
-    torch::Tensor r = values.gather(1, last).squeeze(1);
-    torch::Tensor r_chosen = r.narrow(0, 0, micro);
-    torch::Tensor r_rejected = r.narrow(0, micro, micro);
-    torch::Tensor loss = rl::SoftBradleyTerryLoss(r_chosen, r_rejected, torch::tensor(p));
-    (loss / static_cast<double>(accumulation)).backward();
-    stats.loss += loss.item<double>() / static_cast<double>(accumulation);
-    correct += (r_chosen > r_rejected).sum().item<int64_t>();
-  }
+  }));
   if (state_->sync != nullptr) {
     RLHF_RETURN_IF_ERROR(state_->sync->Sync());
     torch::Tensor totals =

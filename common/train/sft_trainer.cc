@@ -214,7 +214,8 @@ absl::StatusOr<SftStepStats> SftTrainer::Step() {
   // single-process token mean.
   const auto [begin, end] = RankSlice(static_cast<int64_t>(batch.size()), group);
   const double world = WorldSize(group);
-  if (total > 0) {
+  RLHF_RETURN_IF_ERROR(GuardedLocalStep(group, "SFT step failed", [&] {
+    if (total == 0) return;
     for (int64_t m = begin; m < end; m += options_.micro_batch_sequences) {
       std::vector<const TokenizedExample*> micro;
       for (int64_t k = m; k < std::min(end, m + options_.micro_batch_sequences); ++k) {
@@ -226,7 +227,7 @@ absl::StatusOr<SftStepStats> SftTrainer::Step() {
       (world == 1 ? loss : loss * world).backward();
       stats.loss += loss.item<double>();
     }
-  }
+  }));
   if (state_->sync != nullptr) {
     RLHF_RETURN_IF_ERROR(state_->sync->Sync());
     torch::Tensor loss = torch::tensor({stats.loss}, torch::kFloat64);

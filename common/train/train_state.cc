@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/checkpoint/hf.h"
 #include "common/status/status_macros.h"
+#include "common/status/exception.h"
 
 namespace rlhf::train {
 
@@ -19,8 +20,8 @@ absl::Status SaveTrainState(const std::string& dir, const model::Llama& model,
     torch::serialize::OutputArchive archive;
     optimizer.save(archive);
     archive.save_to(dir + "/optimizer.pt");
-  } catch (const std::exception& e) {
-    return absl::InternalError(absl::StrCat("saving ", dir, "/optimizer.pt: ", e.what()));
+  } catch (...) {
+    return status::CurrentExceptionToStatus(absl::StrCat("saving ", dir, "/optimizer.pt"));
   }
   std::ofstream out(dir + "/trainer.json");
   out << facts.dump(2) << "\n";
@@ -58,8 +59,9 @@ absl::StatusOr<nlohmann::json> RestoreTrainState(const std::string& dir, model::
     torch::serialize::InputArchive archive;
     archive.load_from(dir + "/optimizer.pt");
     optimizer.load(archive);
-  } catch (const std::exception& e) {
-    return absl::DataLossError(absl::StrCat("reading ", dir, "/optimizer.pt: ", e.what()));
+  } catch (...) {
+    return status::CurrentExceptionToStatus(absl::StrCat("reading ", dir, "/optimizer.pt"),
+                                            absl::StatusCode::kDataLoss);
   }
   return j;
 }

@@ -283,9 +283,19 @@ absl::Status Learner::TellRanks(rlhf::v1::LearnerRankMessage::Kind kind,
 }
 
 void Learner::Start(EventCallback on_event, std::function<void()> on_exit) {
-  // Our own parameter names and float dtypes always chunk.
+  // Our own parameter names and float dtypes always chunk; should it fail all the same (out of
+  // memory), the run ends with that error instead of a crash.
   const absl::Status published = PublishPolicy();
-  CHECK(published.ok()) << published;
+  if (!published.ok()) {
+    LOG(ERROR) << "publishing the starting policy: " << published;
+    {
+      absl::MutexLock lock(&mu_);
+      status_ = published;
+      done_ = true;
+    }
+    if (on_exit) on_exit();
+    return;
+  }
   metrics_->policy_version.Set(static_cast<double>(trainer_->step()));
   thread_ = std::thread([this, on_event = std::move(on_event), on_exit = std::move(on_exit)] {
     absl::Status status = Loop(on_event);

@@ -83,7 +83,8 @@ class Learner {
   LearnerService* service() { return service_.get(); }
 
   // Publishes the current version and starts the loop; `on_exit` (when set) runs on the loop
-  // thread after the loop ends, however it ends. REQUIRES: called once.
+  // thread after the loop ends, however it ends (or at once, when publishing fails: Wait() then
+  // returns that error). REQUIRES: called once.
   void Start(EventCallback on_event, std::function<void()> on_exit = {});
   // Asks the loop to stop after the step in progress (a partial batch is discarded and
   // reported), writes a checkpoint when configured, and joins. Idempotent.

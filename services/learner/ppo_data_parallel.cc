@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/train/data_parallel.h"
+#include "common/status/exception.h"
 
 namespace rlhf::learner::internal {
 namespace {
@@ -132,8 +133,8 @@ int64_t StateFingerprint(int64_t step, double kl_coef, const std::mt19937_64& rn
 absl::Status Guarded(const std::function<void()>& fn) {
   try {
     fn();
-  } catch (const std::exception& e) {
-    return absl::InternalError(absl::StrCat("PPO step failed: ", e.what()));
+  } catch (...) {
+    return status::CurrentExceptionToStatus("PPO step failed");
   }
   return absl::OkStatus();
 }

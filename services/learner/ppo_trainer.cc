@@ -17,6 +17,7 @@
 #include "common/train/data_parallel.h"
 #include "services/learner/ppo_batch.h"
 #include "services/learner/ppo_data_parallel.h"
+#include "common/status/exception.h"
 
 namespace rlhf::learner {
 namespace {
@@ -412,8 +413,8 @@ absl::StatusOr<PpoStepStats> PpoTrainer::Step(const std::vector<rlhf::v1::Trajec
   absl::StatusOr<PpoStepStats> stats;
   try {
     stats = StepImpl(batch, comm);
-  } catch (const std::exception& e) {
-    return absl::InternalError(absl::StrCat("PPO step failed: ", e.what()));
+  } catch (...) {
+    return status::CurrentExceptionToStatus("PPO step failed");
   }
   if (stats.ok()) {
     stats->allreduce_seconds = comm.seconds();
@@ -533,8 +534,8 @@ absl::Status PpoTrainer::Save(const std::string& dir) const {
       archive.write("critic", critic_archive);
     }
     archive.save_to(dir + "/optimizer.pt");
-  } catch (const std::exception& e) {
-    return absl::InternalError(absl::StrCat("saving ", dir, "/optimizer.pt: ", e.what()));
+  } catch (...) {
+    return status::CurrentExceptionToStatus(absl::StrCat("saving ", dir, "/optimizer.pt"));
   }
   std::ostringstream rng;
   rng << rng_;
@@ -576,8 +577,9 @@ absl::Status PpoTrainer::RestoreLocal(const std::string& dir) {
       archive.read("critic", critic_archive);
       critic_optimizer_->load(critic_archive);
     }
-  } catch (const std::exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat("loading ", dir, "/optimizer.pt: ", e.what()));
+  } catch (...) {
+    return status::CurrentExceptionToStatus(absl::StrCat("loading ", dir, "/optimizer.pt"),
+                                            absl::StatusCode::kInvalidArgument);
   }
   rl::KlControllerOptions kl_options = options_.kl;
   kl_options.init_kl_coef = j["kl_coef"].get<double>();

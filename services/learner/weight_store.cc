@@ -29,8 +29,10 @@ absl::Status WeightStore::Publish(
   std::vector<Watcher*> watchers;
   {
     absl::MutexLock lock(&mu_);
-    CHECK(versions_.empty() || version > versions_.back()->version)
-        << "versions must increase: " << version;
+    if (!versions_.empty() && version <= versions_.back()->version) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "policy versions must increase: ", version, " after ", versions_.back()->version));
+    }
     versions_.push_back(published);
     while (static_cast<int>(versions_.size()) > keep_) versions_.pop_front();
     watchers.assign(watchers_.begin(), watchers_.end());

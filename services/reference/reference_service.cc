@@ -1,5 +1,6 @@
 #include "services/reference/reference_service.h"
 
+#include <cmath>
 #include <map>
 
 #include "absl/strings/str_cat.h"
@@ -48,9 +49,9 @@ absl::Status ReferenceService::CheckRequest(const rlhf::v1::LogProbsRequest& req
     return absl::ResourceExhaustedError(absl::StrCat(
         n, " sequences in one request; the limit is ", options_.max_request_sequences));
   }
-  if (request.temperature() < 0) {
+  if (!(request.temperature() >= 0) || std::isinf(request.temperature())) {
     return absl::InvalidArgumentError(
-        absl::StrCat("temperature must be >= 0 (0 means 1), got ", request.temperature()));
+        absl::StrCat("temperature must be finite and >= 0 (0 means 1), got ", request.temperature()));
   }
   for (int i = 0; i < n; ++i) {
     const auto& seq = request.sequences(i);

@@ -1,6 +1,8 @@
 // Starts the real reference service on 127.0.0.1:0 with stories260K and talks to it over TCP.
 #include "services/reference/reference_service.h"
 
+#include <cmath>
+#include <limits>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -120,6 +122,9 @@ TEST_F(ReferenceServiceTest, MalformedRequestsAreRejectedWithMessages) {
       {{{1, 2, 3}}, 3, 1, grpc::INVALID_ARGUMENT, "start 3"},
       {{{1}}, 1, 1, grpc::INVALID_ARGUMENT, "start 1"},
       {{{1, 2}}, 1, -1, grpc::INVALID_ARGUMENT, "temperature"},
+      {{{1, 2}}, 1, std::nanf(""), grpc::INVALID_ARGUMENT, "temperature must be finite"},
+      {{{1, 2}}, 1, std::numeric_limits<float>::infinity(), grpc::INVALID_ARGUMENT,
+       "temperature must be finite"},
       {std::vector<std::vector<int64_t>>(9, {1, 2}), 1, 1, grpc::RESOURCE_EXHAUSTED, "limit is 8"},
       {{std::vector<int64_t>(600, 5)}, 1, 1, grpc::INVALID_ARGUMENT, "context of 512"},
   };

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <thread>
 
+#include <c10/util/Exception.h>
 #include <gtest/gtest.h>
 
 #include "common/checkpoint/hf.h"
@@ -95,6 +96,63 @@ TEST_F(RewardServiceTest, TextShareIsTheShareOfBytesInOccurrencesOfTheWord) {
   EXPECT_NEAR(resp.scores(2), 2.0, 1e-6);
 }
 
+TEST_F(RewardServiceTest, CatastrophicPatternAnswersAndTheServiceGoesOn) {
+  // (a+)+b on a run of a's with no b: a backtracking engine tries 2^n ways (std::regex never
+  // answered); RE2 answers in time linear in the text.
+  auto scorer = CreateRuleScorer({Rule(RewardRule::REGEX_MATCH, 1.0, "", "(a+)+b")});
+  ASSERT_TRUE(scorer.ok()) << scorer.status();
+  Serve(std::move(*scorer));
+  rlhf::v1::ScoreRequest req;
+  AddText(&req, std::string(100000, 'a'));
+  AddText(&req, std::string(1000, 'a') + "b");
+  rlhf::v1::ScoreResponse resp;
+  ASSERT_TRUE(Call(req, &resp).ok());
+  ASSERT_EQ(resp.scores_size(), 2);
+  EXPECT_EQ(resp.scores(0), 0.0f);
+  EXPECT_EQ(resp.scores(1), 1.0f);
+  rlhf::v1::ScoreRequest next;
+  AddText(&next, "aab");
+  rlhf::v1::ScoreResponse next_resp;
+  ASSERT_TRUE(Call(next, &next_resp).ok());
+  ASSERT_EQ(next_resp.scores_size(), 1);
+  EXPECT_EQ(next_resp.scores(0), 1.0f);
+}
+
+// A real rule scorer whose batch throws LibTorch's error when a response says "refuse", as a
+// model does on an input it cannot take (a shape it refuses, out of memory).
+class ThrowingScorer final : public Scorer {
+ public:
+  explicit ThrowingScorer(std::unique_ptr<Scorer> inner) : inner_(std::move(inner)) {}
+  absl::StatusOr<std::vector<float>> Score(const std::vector<ScoreInput>& inputs) override {
+    for (const auto& in : inputs) TORCH_CHECK(in.response_text != "refuse", "model refused");
+    return inner_->Score(inputs);
+  }
+  absl::Status Check(const ScoreInput& input) const override { return inner_->Check(input); }
+
+ private:
+  std::unique_ptr<Scorer> inner_;
+};
+
+TEST_F(RewardServiceTest, ABatchThatThrowsFailsItsRequestAndTheServerGoesOn) {
+  auto scorer = CreateRuleScorer({Rule(RewardRule::CONTAINS, 1.0, "cat")});
+  ASSERT_TRUE(scorer.ok()) << scorer.status();
+  Serve(std::make_unique<ThrowingScorer>(std::move(*scorer)));
+  rlhf::v1::ScoreRequest bad;
+  AddText(&bad, "refuse");
+  rlhf::v1::ScoreResponse bad_resp;
+  ::grpc::Status status = Call(bad, &bad_resp);
+  EXPECT_EQ(status.error_code(), ::grpc::StatusCode::INTERNAL);
+  EXPECT_NE(status.error_message().find("model refused"), std::string::npos)
+      << status.error_message();
+  EXPECT_EQ(status.error_message().find("frame #"), std::string::npos) << status.error_message();
+  rlhf::v1::ScoreRequest next;
+  AddText(&next, "a cat");
+  rlhf::v1::ScoreResponse next_resp;
+  ASSERT_TRUE(Call(next, &next_resp).ok());
+  ASSERT_EQ(next_resp.scores_size(), 1);
+  EXPECT_EQ(next_resp.scores(0), 1.0f);
+}
+
 TEST_F(RewardServiceTest, BadRulesAreRejected) {
   EXPECT_EQ(CreateRuleScorer({}).status().code(), absl::StatusCode::kInvalidArgument);
   auto no_word = CreateRuleScorer({Rule(RewardRule::WORD_RATE, 1.0)});
@@ -102,6 +160,10 @@ TEST_F(RewardServiceTest, BadRulesAreRejected) {
             std::string::npos);
   auto bad_regex = CreateRuleScorer({Rule(RewardRule::REGEX_MATCH, 1.0, "", "(unclosed")});
   EXPECT_NE(bad_regex.status().message().find("bad pattern"), std::string::npos);
+  auto backreference = CreateRuleScorer({Rule(RewardRule::REGEX_MATCH, 1.0, "", "(a)\\1")});
+  EXPECT_NE(backreference.status().message().find("rules[0]: bad pattern '(a)\\1'"),
+            std::string::npos)
+      << backreference.status();
   auto no_kind = CreateRuleScorer({RewardRule()});
   EXPECT_NE(no_kind.status().message().find("'kind'"), std::string::npos);
 }

@@ -4,13 +4,13 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <regex>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/checkpoint/checkpoint.h"
 #include "common/model/scoring.h"
 #include "common/status/status_macros.h"
+#include "re2/re2.h"
 
 namespace rlhf::reward {
 namespace {
@@ -19,7 +19,7 @@ using rlhf::v1::RewardRule;
 
 class RuleScorer final : public Scorer {
  public:
-  RuleScorer(std::vector<RewardRule> rules, std::vector<std::regex> patterns)
+  RuleScorer(std::vector<RewardRule> rules, std::vector<std::unique_ptr<RE2>> patterns)
       : rules_(std::move(rules)), patterns_(std::move(patterns)) {}
 
   absl::Status Check(const ScoreInput&) const override { return absl::OkStatus(); }
@@ -49,7 +49,7 @@ class RuleScorer final : public Scorer {
         return static_cast<double>(hits) / words.size();
       }
       case RewardRule::REGEX_MATCH:
-        return std::regex_search(text, patterns_[r]) ? 1 : 0;
+        return RE2::PartialMatch(text, *patterns_[r]) ? 1 : 0;
       case RewardRule::LENGTH:
         return std::min(1.0, static_cast<double>(text.size()) / rule.target_length());
       case RewardRule::CONTAINS:
@@ -69,7 +69,10 @@ class RuleScorer final : public Scorer {
   }
 
   const std::vector<RewardRule> rules_;
-  const std::vector<std::regex> patterns_;  // compiled pattern per rule (empty if none)
+  // Compiled pattern per rule (null if none). RE2 matches in time linear in the text: the
+  // policy writes the text, and a backtracking engine (std::regex) can be made to take
+  // exponential time, wedging the batch thread.
+  const std::vector<std::unique_ptr<RE2>> patterns_;
 };
 
 absl::Status CheckRule(size_t i, const RewardRule& rule) {
@@ -142,15 +145,18 @@ class ModelScorer final : public Scorer {
 
 absl::StatusOr<std::unique_ptr<Scorer>> CreateRuleScorer(const std::vector<RewardRule>& rules) {
   if (rules.empty()) return absl::InvalidArgumentError("no reward rules given");
-  std::vector<std::regex> patterns(rules.size());
+  std::vector<std::unique_ptr<RE2>> patterns(rules.size());
   for (size_t i = 0; i < rules.size(); ++i) {
     if (absl::Status s = CheckRule(i, rules[i]); !s.ok()) return s;
     if (rules[i].kind() != RewardRule::REGEX_MATCH) continue;
-    try {
-      patterns[i] = std::regex(rules[i].pattern(), std::regex::ECMAScript);
-    } catch (const std::regex_error& e) {
+    RE2::Options options;
+    options.set_log_errors(false);
+    patterns[i] = std::make_unique<RE2>(rules[i].pattern(), options);
+    if (!patterns[i]->ok()) {
       return absl::InvalidArgumentError(
-          absl::StrCat("rules[", i, "]: bad pattern '", rules[i].pattern(), "': ", e.what()));
+          absl::StrCat("rules[", i, "]: bad pattern '", rules[i].pattern(),
+                       "' (RE2 syntax: no backreferences or lookaround): ",
+                       patterns[i]->error()));
     }
   }
   return std::make_unique<RuleScorer>(rules, std::move(patterns));

@@ -6,6 +6,7 @@
 #include "common/logging/logging.h"
 #include "common/model/named_parameters.h"
 #include "common/status/status_macros.h"
+#include "common/status/exception.h"
 
 namespace rlhf::rollout {
 
@@ -47,9 +48,8 @@ absl::Status PolicyHolder::Install(
   if (!staging_) {
     try {
       staging_ = model::Llama(config_);
-    } catch (const c10::Error& e) {
-      return absl::InternalError(
-          absl::StrCat("creating the staging model: ", e.what_without_backtrace()));
+    } catch (...) {
+      return status::CurrentExceptionToStatus("creating the staging model");
     }
   }
   RLHF_RETURN_IF_ERROR(model::LoadNamedParameters(staging_, tensors));

@@ -1,5 +1,6 @@
 #include "services/rollout/rollout_service.h"
 
+#include <cmath>
 #include <map>
 #include <tuple>
 
@@ -78,7 +79,21 @@ absl::StatusOr<std::vector<RolloutService::Item>> RolloutService::MakeItems(
     return absl::ResourceExhaustedError(
         absl::StrCat(n, " prompts in one request; the limit is ", options_.max_request_prompts));
   }
-  model::SamplingOptions sampling = SamplingOptionsFromProto(request.sampling());
+  // Unset (0) fields take their defaults below; a value no default may stand in for is an error.
+  const rlhf::v1::SamplingParams& p = request.sampling();
+  if (p.max_new_tokens() < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("sampling.max_new_tokens must be >= 0 (0 means 64), got ", p.max_new_tokens()));
+  }
+  if (!(p.top_p() >= 0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("sampling.top_p must be in [0, 1] (0 means 1), got ", p.top_p()));
+  }
+  if (!std::isfinite(p.temperature())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("sampling.temperature must be finite, got ", p.temperature()));
+  }
+  model::SamplingOptions sampling = SamplingOptionsFromProto(p);
   if (absl::Status s = model::Validate(sampling); !s.ok()) return s;
   std::vector<Item> items;
   for (int i = 0; i < n; ++i) {

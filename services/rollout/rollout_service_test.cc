@@ -1,6 +1,8 @@
 // Starts the rollout Generate service on 127.0.0.1:0 with stories260K + tok512 and calls it.
 #include "services/rollout/rollout_service.h"
 
+#include <cmath>
+#include <limits>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -174,6 +176,26 @@ TEST_F(RolloutServiceTest, MalformedRequestsAreRejected) {
          r->mutable_sampling()->set_temperature(-1);
        },
        grpc::INVALID_ARGUMENT, "temperature"},
+      {[](auto* r) {
+         r->add_prompts()->mutable_tokens()->Add(1);
+         r->mutable_sampling()->set_temperature(std::nanf(""));
+       },
+       grpc::INVALID_ARGUMENT, "temperature must be finite"},
+      {[](auto* r) {
+         r->add_prompts()->mutable_tokens()->Add(1);
+         r->mutable_sampling()->set_temperature(std::numeric_limits<float>::infinity());
+       },
+       grpc::INVALID_ARGUMENT, "temperature must be finite"},
+      {[](auto* r) {
+         r->add_prompts()->mutable_tokens()->Add(1);
+         r->mutable_sampling()->set_max_new_tokens(-5);
+       },
+       grpc::INVALID_ARGUMENT, "sampling.max_new_tokens must be >= 0"},
+      {[](auto* r) {
+         r->add_prompts()->mutable_tokens()->Add(1);
+         r->mutable_sampling()->set_top_p(std::nanf(""));
+       },
+       grpc::INVALID_ARGUMENT, "sampling.top_p"},
       {[](auto* r) {
          for (int i = 0; i < 5; ++i) r->add_prompts()->mutable_tokens()->Add(1);
        },

@@ -23,6 +23,7 @@
 #include "services/rollout/trajectory_pusher.h"
 #include "services/rollout/weight_fetch.h"
 #include "services/rollout/worker_metrics.h"
+#include "common/status/exception.h"
 
 namespace rlhf::rollout {
 namespace {
@@ -377,8 +378,14 @@ absl::StatusOr<std::vector<Trajectory>> Worker::Generate(const PromptLease& leas
   std::vector<uint64_t> seeds;
   for (size_t i = 0; i < prompts.size(); ++i) seeds.push_back(sampling.seed + i);
   const absl::Time start = absl::Now();
-  RLHF_ASSIGN_OR_RETURN(std::vector<model::GenerationResult> results,
-                        policy.engine->Generate(prompts, sampling, seeds));
+  // A LibTorch error in generation (out of memory) fails this lease, not the worker.
+  absl::StatusOr<std::vector<model::GenerationResult>> generated;
+  try {
+    generated = policy.engine->Generate(prompts, sampling, seeds);
+  } catch (...) {
+    generated = status::CurrentExceptionToStatus("generation");
+  }
+  RLHF_ASSIGN_OR_RETURN(std::vector<model::GenerationResult> results, std::move(generated));
   metrics_.generation_seconds.Observe(absl::ToDoubleSeconds(absl::Now() - start));
   return BuildTrajectories(lease, prompts, results, policy.version, options_.worker_id, &next_seq_);
 }

@@ -16,6 +16,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/status/exception.h"
 
 namespace rlhf::checkpoint::internal {
 
@@ -89,11 +90,8 @@ template <typename Fn>
 auto CatchExceptions(std::string_view what, Fn&& fn) -> decltype(fn()) {
   try {
     return fn();
-  } catch (const c10::Error& e) {
-    return absl::InternalError(std::string(what) +
-                               ": LibTorch error: " + e.what_without_backtrace());
-  } catch (const std::exception& e) {
-    return absl::InternalError(std::string(what) + ": " + e.what());
+  } catch (...) {
+    return status::CurrentExceptionToStatus(absl::string_view(what.data(), what.size()));
   }
 }
 
