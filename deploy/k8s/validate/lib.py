@@ -87,6 +87,23 @@ def get(o, *keys):
     return o
 
 
+
+def ns(o):
+    """An object's metadata.namespace, or ''."""
+    v = get(o, 'metadata', 'namespace')
+    return v if truthy(v) else ''
+
+
+def name(o):
+    """An object's metadata.name, or ''."""
+    v = get(o, 'metadata', 'name')
+    return v if truthy(v) else ''
+
+
+def arr(v):
+    """`v || []`."""
+    return v if truthy(v) else []
+
 def js_number(v):
     """String(number) as JavaScript writes it."""
     if isinstance(v, int):

@@ -33,7 +33,7 @@ import re
 import sys
 import traceback
 
-from lib import (doc_id, get, is_integer, is_number, is_object, is_quantity, join_path, js_eq, js_json, js_len, js_number_of,
+from lib import (arr, name, ns, doc_id, get, is_integer, is_number, is_object, is_quantity, join_path, js_eq, js_json, js_len, js_number_of,
                  js_str, map_selector_matches, parse_args, parse_documents, quantity_value, read_inputs,
                  require_deps, Report, selector_matches, truthy, UNDEF)
 from policy_rlhf import GRPC_SERVICE, check_rlhf, rlhf_service
@@ -50,21 +50,6 @@ USAGE = """usage: policy.py (--rlhf PATH | --skip-check-config) [--cache-dir DIR
 
 
 # --- the objects ----------------------------------------------------------------------------------
-
-def ns(o):
-    v = get(o, 'metadata', 'namespace')
-    return v if truthy(v) else ''
-
-
-def name(o):
-    v = get(o, 'metadata', 'name')
-    return v if truthy(v) else ''
-
-
-def arr(v):
-    """`v || []`."""
-    return v if truthy(v) else []
-
 
 def pod_template(o):
     """The pod template of a workload and the JSON path to it."""

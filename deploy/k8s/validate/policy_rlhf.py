@@ -8,27 +8,13 @@ import posixpath
 import re
 
 from config_check import field
-from lib import get, is_object, is_quantity, join_path, js_eq, js_json, js_number_of, js_str, quantity_value, truthy, UNDEF
+from lib import arr, get, name, ns, is_object, is_quantity, join_path, js_eq, js_json, js_number_of, js_str, quantity_value, truthy, UNDEF
 
 SERVICES = ['learner', 'rollout', 'reward', 'reference']
 GRPC_SERVICE = {
     'learner': 'rlhf.v1.Learner', 'rollout': 'rlhf.v1.Rollout', 'reward': 'rlhf.v1.Reward', 'reference': 'rlhf.v1.Reference',
 }
 CONFIG_DIR = '/etc/rlhf'
-
-
-def _name(o):
-    v = get(o, 'metadata', 'name')
-    return v if truthy(v) else ''
-
-
-def _ns(o):
-    v = get(o, 'metadata', 'namespace')
-    return v if truthy(v) else ''
-
-
-def _arr(v):
-    return v if truthy(v) else []
 
 
 def rlhf_service(c):
@@ -42,7 +28,7 @@ def known_env(c):
     """Env values the kubelet knows before start: literals and resourceFieldRef (rounded up, as
     the kubelet does), for $(VAR) in args."""
     env = {}
-    for e in _arr(c.get('env')):
+    for e in arr(c.get('env')):
         if isinstance(e.get('value'), str):
             env[js_str(e.get('name', UNDEF))] = e['value']
         rf = get(e, 'valueFrom', 'resourceFieldRef')
@@ -69,7 +55,7 @@ def expand_args(args, env):
 def check_rlhf(report, checker, workloads, config_maps, services, pod_template):
     # Every file of rlhf-config ConfigMaps on its own ...
     def is_rlhf_config(c):
-        return re.fullmatch(r'rlhf-config(-[a-z0-9]+)?', js_str(_name(c['o']))) is not None
+        return re.fullmatch(r'rlhf-config(-[a-z0-9]+)?', js_str(name(c['o']))) is not None
     for c in filter(is_rlhf_config, config_maps):
         data = c['o'].get('data')
         for file, content in (data.items() if truthy(data) else []):
@@ -89,7 +75,7 @@ def check_rlhf(report, checker, workloads, config_maps, services, pod_template):
         annotations = get(t, 'metadata', 'annotations')
         annotations = annotations if truthy(annotations) else {}
         comp = get(t, 'metadata', 'labels', 'app.kubernetes.io/component')
-        for ci, c in enumerate(_arr(t['spec'].get('containers'))):
+        for ci, c in enumerate(arr(t['spec'].get('containers'))):
             svc = rlhf_service(c)
             if not svc:
                 continue
@@ -105,7 +91,7 @@ def _check_container(report, checker, w, t, tp, ci, c, svc, comp, annotations, c
         add(f'{tp}.metadata.labels["app.kubernetes.io/component"]',
             f"is {js_json(comp) if comp is not UNDEF else 'undefined'} but the container runs {svc}: "
             "Prometheus's service label comes from it")
-    args = expand_args(_arr(c.get('args')), known_env(c))
+    args = expand_args(arr(c.get('args')), known_env(c))
     unexpanded = next((a for a in args if re.search(r'\$\([A-Za-z_]\w*\)', a)), None)
     if unexpanded is not None:
         add(f'{cp}.args', f'{js_json(unexpanded)} refers to an env var with no value known before start')
@@ -114,11 +100,11 @@ def _check_container(report, checker, w, t, tp, ci, c, svc, comp, annotations, c
         add(f'{cp}.args', 'no --config FILE')
         return
     overrides = [args[i + 1] for i, a in enumerate(args) if a == '--set' and i + 1 < len(args)]
-    mount = next((m for m in _arr(c.get('volumeMounts')) if get(m, 'mountPath') == CONFIG_DIR), None)
-    vol = next((v for v in _arr(t['spec'].get('volumes')) if js_eq(get(v, 'name'), get(mount, 'name'))), None) if mount else None
+    mount = next((m for m in arr(c.get('volumeMounts')) if get(m, 'mountPath') == CONFIG_DIR), None)
+    vol = next((v for v in arr(t['spec'].get('volumes')) if js_eq(get(v, 'name'), get(mount, 'name'))), None) if mount else None
     cm = None
     if vol is not None and truthy(vol.get('configMap')):
-        cm = next((x for x in config_maps if js_eq(_name(x['o']), get(vol, 'configMap', 'name')) and _ns(x['o']) == _ns(w['o'])), None)
+        cm = next((x for x in config_maps if js_eq(name(x['o']), get(vol, 'configMap', 'name')) and ns(x['o']) == ns(w['o'])), None)
     if cm is None:
         add(f'{cp}.volumeMounts', f'no ConfigMap from the manifests is mounted at {CONFIG_DIR}')
         return
@@ -127,12 +113,12 @@ def _check_container(report, checker, w, t, tp, ci, c, svc, comp, annotations, c
     file = '' if file == '.' else file
     content = get(cm['o'], 'data', file)
     if file.startswith('..') or not isinstance(content, str):
-        add(f'{cp}.args', f'--config {cfg_path}: ConfigMap/{js_str(_name(cm["o"]))} has no key {js_json(file)}')
+        add(f'{cp}.args', f'--config {cfg_path}: ConfigMap/{js_str(name(cm["o"]))} has no key {js_json(file)}')
         return
 
     def check_effective(cfg):
         """The effective config (check-config --print) against the container and its Services."""
-        ports = {get(p, 'name'): get(p, 'containerPort') for p in _arr(c.get('ports')) if _hashable(get(p, 'name'))}
+        ports = {get(p, 'name'): get(p, 'containerPort') for p in arr(c.get('ports')) if _hashable(get(p, 'name'))}
         listen_v = field(cfg, 'server', 'listen_address')
         listen = js_str(listen_v if truthy(listen_v) else '')
         lm = re.fullmatch(r'(.*):(\d+)', listen)
@@ -171,12 +157,12 @@ def _check_peer(add, cp, w, cfg, peer, services):
     if not am:
         add(f'{cp}.args', f'worker.{peer} {js_json(addr)} is not <service>[.<namespace>]:<port>')
         return
-    sns = am.group(3) or _ns(w['o'])
-    s = next((x for x in services if js_eq(_name(x['o']), am.group(1)) and _ns(x['o']) == sns), None)
+    sns = am.group(3) or ns(w['o'])
+    s = next((x for x in services if js_eq(name(x['o']), am.group(1)) and ns(x['o']) == sns), None)
     if s is None:
         add(f'{cp}.args', f'worker.{peer} {addr}: no Service "{am.group(1)}" in namespace "{sns}"')
         return
-    if not any(js_eq(get(pt, 'port'), js_number_of(am.group(6))) for pt in _arr(get(s['o'], 'spec', 'ports'))):
+    if not any(js_eq(get(pt, 'port'), js_number_of(am.group(6))) for pt in arr(get(s['o'], 'spec', 'ports'))):
         add(f'{cp}.args', f'worker.{peer} {addr}: Service "{am.group(1)}" has no port {am.group(6)}')
     sel = get(s['o'], 'spec', 'selector')
     sel = sel if truthy(sel) else {}
