@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/file/file.h"
 #include "common/cai/cai.h"
 #include "common/grpc/server.h"
 #include "common/grpc/status_util.h"
@@ -65,16 +66,9 @@ class Generator {
 };
 
 absl::Status WriteJsonl(const std::string& path, const std::vector<json>& records) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp);
-    for (const json& r : records) out << r.dump() << "\n";
-    if (!out.good()) return absl::InternalError(absl::StrCat("cannot write ", tmp));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    return absl::InternalError(absl::StrCat("cannot rename ", tmp, " to ", path));
-  }
-  return absl::OkStatus();
+  std::string text;
+  for (const json& r : records) absl::StrAppend(&text, r.dump(), "\n");
+  return file::WriteFileAtomically(path, text);
 }
 
 void AddGenerationOptions(CLI::App* cmd, CaiGenerationArgs& a, bool required) {

@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "common/file/file.h"
 #include "common/checkpoint/checkpoint.h"
 #include "common/dist/dist_options.h"
 #include "common/status/status_macros.h"
@@ -189,10 +190,7 @@ void PrintSkipped(const data::ReadReport& report) {
 }
 
 absl::Status WriteJsonFile(const std::string& path, const nlohmann::json& j) {
-  std::ofstream out(path);
-  out << j.dump(2) << "\n";
-  if (!out.good()) return absl::InternalError(absl::StrCat("cannot write ", path));
-  return absl::OkStatus();
+  return file::WriteFileAtomically(path, j.dump(2) + "\n");
 }
 
 absl::Status CopyTokenizer(const std::string& tokenizer, const std::string& out) {

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "common/file/file.h"
 #include "common/config/config.h"
 #include "common/launch/service_process.h"
 #include "common/process/free_port.h"
@@ -170,17 +171,8 @@ class Fleet {
           {{"targets", {absl::StrCat("127.0.0.1:", children_[i]->metrics_port())}},
            {"labels", {{"service", services_[i]}, {"process", children_[i]->name()}}}});
     }
-    const std::string path = absl::StrCat(run_dir_, "/prometheus_targets.json");
-    const std::string tmp = path + ".tmp";
-    {
-      std::ofstream out(tmp);
-      out << groups.dump(2) << "\n";
-      if (!out.good()) return absl::InternalError(absl::StrCat("cannot write ", tmp));
-    }
-    std::error_code ec;
-    fs::rename(tmp, path, ec);
-    if (ec) return absl::InternalError(absl::StrCat("cannot write ", path, ": ", ec.message()));
-    return absl::OkStatus();
+    return file::WriteFileAtomically(absl::StrCat(run_dir_, "/prometheus_targets.json"),
+                                     groups.dump(2) + "\n");
   }
 
   const std::string run_dir_;

@@ -13,7 +13,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/checkpoint/internal/hf_config.h"
-#include "common/checkpoint/internal/io.h"
+#include "common/file/file.h"
+#include "common/status/exception.h"
 #include "common/checkpoint/safetensors.h"
 #include "common/status/status_macros.h"
 
@@ -47,7 +48,7 @@ struct WeightFiles {
 };
 
 absl::StatusOr<WeightFiles> ReadIndex(const std::string& path) {
-  RLHF_ASSIGN_OR_RETURN(std::string text, internal::ReadFileToString(path));
+  RLHF_ASSIGN_OR_RETURN(std::string text, file::ReadFileToString(path));
   auto error = [&](const std::string& message) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": ", message));
   };
@@ -77,10 +78,10 @@ absl::StatusOr<WeightFiles> ReadIndex(const std::string& path) {
 }
 
 absl::StatusOr<WeightFiles> FindWeightFiles(const std::string& dir) {
-  if (internal::IsRegularFile(JoinPath(dir, kWeightsFile))) {
+  if (file::IsRegularFile(JoinPath(dir, kWeightsFile))) {
     return WeightFiles{{kWeightsFile}, {}};
   }
-  if (internal::IsRegularFile(JoinPath(dir, kIndexFile))) {
+  if (file::IsRegularFile(JoinPath(dir, kIndexFile))) {
     return ReadIndex(JoinPath(dir, kIndexFile));
   }
   return absl::NotFoundError(absl::StrCat(dir, ": no ", kWeightsFile, " and no ", kIndexFile));
@@ -192,7 +193,7 @@ absl::Status SaveImpl(const model::Llama& model, const std::string& dir, torch::
   // Weights first: a directory whose config.json exists has its weights.
   RLHF_RETURN_IF_ERROR(WriteSafetensors(JoinPath(dir, kWeightsFile), tensors, {{"format", "pt"}}));
   const std::string torch_dtype = dtype == torch::kFloat32 ? "float32" : "bfloat16";
-  return internal::WriteFileAtomically(JoinPath(dir, kConfigFile),
+  return file::WriteFileAtomically(JoinPath(dir, kConfigFile),
                                        internal::HfConfigJson(model->config(), torch_dtype));
 }
 
@@ -200,17 +201,17 @@ absl::Status SaveImpl(const model::Llama& model, const std::string& dir, torch::
 
 absl::StatusOr<model::LlamaConfig> ReadHfConfig(const std::string& dir) {
   const std::string path = JoinPath(dir, kConfigFile);
-  RLHF_ASSIGN_OR_RETURN(std::string text, internal::ReadFileToString(path));
+  RLHF_ASSIGN_OR_RETURN(std::string text, file::ReadFileToString(path));
   return internal::ParseHfConfig(text, path);
 }
 
 absl::StatusOr<model::Llama> LoadHfLlama(const std::string& dir) {
-  return internal::CatchExceptions(absl::StrCat("loading ", dir), [&] { return LoadImpl(dir); });
+  return status::CatchExceptions(absl::StrCat("loading ", dir), [&] { return LoadImpl(dir); });
 }
 
 absl::Status SaveHfLlama(const model::Llama& model, const std::string& dir,
                          torch::ScalarType dtype) {
-  return internal::CatchExceptions(absl::StrCat("saving to ", dir),
+  return status::CatchExceptions(absl::StrCat("saving to ", dir),
                                    [&] { return SaveImpl(model, dir, dtype); });
 }
 

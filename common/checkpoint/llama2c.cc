@@ -8,13 +8,14 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "common/checkpoint/internal/io.h"
+#include "common/file/file.h"
+#include "common/status/exception.h"
 #include "common/status/status_macros.h"
 
 namespace rlhf::checkpoint {
 namespace {
 
-using internal::RandomAccessFile;
+using file::RandomAccessFile;
 using uint128 = unsigned __int128;
 
 constexpr uint32_t kMagic = 0x616b3432;  // "ak42"
@@ -277,7 +278,7 @@ absl::StatusOr<model::Llama> LoadImpl(const std::string& path) {
 }  // namespace
 
 absl::StatusOr<model::Llama> LoadLlama2c(const std::string& path) {
-  return internal::CatchExceptions(absl::StrCat("loading ", path), [&] { return LoadImpl(path); });
+  return status::CatchExceptions(absl::StrCat("loading ", path), [&] { return LoadImpl(path); });
 }
 
 }  // namespace rlhf::checkpoint

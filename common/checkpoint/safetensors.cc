@@ -13,7 +13,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "common/checkpoint/internal/io.h"
+#include "common/file/file.h"
+#include "common/status/exception.h"
 #include "common/status/status_macros.h"
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
@@ -159,8 +160,8 @@ absl::StatusOr<Json> ParseHeaderJson(const std::string& path, const std::string&
 }
 
 absl::StatusOr<SafetensorsFile> ReadImpl(const std::string& path) {
-  RLHF_ASSIGN_OR_RETURN(std::unique_ptr<internal::RandomAccessFile> file,
-                        internal::RandomAccessFile::Open(path));
+  RLHF_ASSIGN_OR_RETURN(std::unique_ptr<file::RandomAccessFile> file,
+                        file::RandomAccessFile::Open(path));
   if (file->size() < 8) {
     return absl::InvalidArgumentError(absl::StrCat(
         path, ": file is ", file->size(), " bytes, shorter than the 8-byte header length"));
@@ -244,8 +245,8 @@ absl::Status WriteImpl(const std::string& path, const NamedTensors& tensors,
   text.append((8 - text.size() % 8) % 8, ' ');
   const uint64_t header_len = text.size();
 
-  RLHF_ASSIGN_OR_RETURN(std::unique_ptr<internal::AtomicFileWriter> writer,
-                        internal::AtomicFileWriter::Create(path));
+  RLHF_ASSIGN_OR_RETURN(std::unique_ptr<file::AtomicFileWriter> writer,
+                        file::AtomicFileWriter::Create(path));
   RLHF_RETURN_IF_ERROR(writer->Append(&header_len, sizeof(header_len)));
   RLHF_RETURN_IF_ERROR(writer->Append(text.data(), text.size()));
   for (const auto& [name, t] : tensors) {
@@ -259,12 +260,12 @@ absl::Status WriteImpl(const std::string& path, const NamedTensors& tensors,
 }  // namespace
 
 absl::StatusOr<SafetensorsFile> ReadSafetensors(const std::string& path) {
-  return internal::CatchExceptions(absl::StrCat("reading ", path), [&] { return ReadImpl(path); });
+  return status::CatchExceptions(absl::StrCat("reading ", path), [&] { return ReadImpl(path); });
 }
 
 absl::Status WriteSafetensors(const std::string& path, const NamedTensors& tensors,
                               const std::map<std::string, std::string>& metadata) {
-  return internal::CatchExceptions(absl::StrCat("writing ", path),
+  return status::CatchExceptions(absl::StrCat("writing ", path),
                                    [&] { return WriteImpl(path, tensors, metadata); });
 }
 

@@ -16,6 +16,17 @@ namespace rlhf::status {
 absl::Status CurrentExceptionToStatus(absl::string_view context,
                                       absl::StatusCode code = absl::StatusCode::kInternal);
 
+// Runs `fn` (returning absl::Status or absl::StatusOr<T>); an exception escaping it becomes
+// CurrentExceptionToStatus(context).
+template <typename Fn>
+auto CatchExceptions(absl::string_view context, Fn&& fn) -> decltype(fn()) {
+  try {
+    return fn();
+  } catch (...) {
+    return CurrentExceptionToStatus(context);
+  }
+}
+
 }  // namespace rlhf::status
 
 #endif  // RLHF_COMMON_STATUS_EXCEPTION_H_

@@ -5,8 +5,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/checkpoint/hf.h"
-#include "common/status/status_macros.h"
+#include "common/file/file.h"
 #include "common/status/exception.h"
+#include "common/status/status_macros.h"
 
 namespace rlhf::train {
 
@@ -23,10 +24,7 @@ absl::Status SaveTrainState(const std::string& dir, const model::Llama& model,
   } catch (...) {
     return status::CurrentExceptionToStatus(absl::StrCat("saving ", dir, "/optimizer.pt"));
   }
-  std::ofstream out(dir + "/trainer.json");
-  out << facts.dump(2) << "\n";
-  if (!out.good()) return absl::InternalError(absl::StrCat("cannot write ", dir, "/trainer.json"));
-  return absl::OkStatus();
+  return file::WriteFileAtomically(dir + "/trainer.json", facts.dump(2) + "\n");
 }
 
 absl::StatusOr<nlohmann::json> RestoreTrainState(const std::string& dir, model::Llama& model,

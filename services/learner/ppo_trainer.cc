@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/file/file.h"
 #include "common/checkpoint/hf.h"
 #include "common/rl/losses.h"
 #include "common/rl/stats.h"
@@ -540,10 +541,7 @@ absl::Status PpoTrainer::Save(const std::string& dir) const {
   std::ostringstream rng;
   rng << rng_;
   nlohmann::json j = {{"step", step_}, {"kl_coef", kl_.value()}, {"shuffle_rng", rng.str()}};
-  std::ofstream out(dir + "/trainer.json");
-  out << j.dump(2) << "\n";
-  if (!out.good()) return absl::InternalError(absl::StrCat("cannot write ", dir, "/trainer.json"));
-  return absl::OkStatus();
+  return file::WriteFileAtomically(dir + "/trainer.json", j.dump(2) + "\n");
 }
 
 absl::Status PpoTrainer::Restore(const std::string& dir) {

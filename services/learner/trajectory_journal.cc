@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/file/file.h"
 
 namespace rlhf::learner {
 namespace {
@@ -237,16 +238,9 @@ absl::StatusOr<TrajectoryJournal::CompactStats> TrajectoryJournal::Compact() {
         break;
     }
   }
-  // Written aside and renamed over the journal: a crash leaves the old one or the new one.
-  const std::string tmp = path_ + ".compact";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    f.write(out.data(), static_cast<std::streamsize>(out.size()));
-    if (!f.good()) return absl::InternalError(absl::StrCat("cannot write ", tmp));
-  }
-  if (std::rename(tmp.c_str(), path_.c_str()) != 0) {
-    return absl::InternalError(absl::StrCat("cannot rename ", tmp, ": ", std::strerror(errno)));
-  }
+  // Written aside, synced and renamed over the journal: a crash (or a power loss) leaves the old
+  // one or the new one.
+  if (absl::Status s = file::WriteFileAtomically(path_, out); !s.ok()) return s;
   const int fd = open(path_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
   if (fd < 0) {
     return absl::InternalError(absl::StrCat("cannot reopen ", path_, ": ", std::strerror(errno)));

@@ -1,24 +1,18 @@
-// File plumbing shared by the checkpoint readers and writers: positional reads from a file of
-// known size, crash-safe whole-file writes (temp file + fsync + rename), and the one place where
-// LibTorch / standard-library exceptions become absl::Status.
-//
-// Not part of the public API of rlhf_checkpoint.
-#ifndef RLHF_COMMON_CHECKPOINT_INTERNAL_IO_H_
-#define RLHF_COMMON_CHECKPOINT_INTERNAL_IO_H_
-
-#include <c10/util/Exception.h>
+// Files: positional reads from a file of known size, and the one durable writer: crash-safe
+// whole-file writes (temp file beside the target, fsync, rename, fsync of the directory), for
+// every file another process or a later run reads (checkpoints, pointers, reports, data).
+#ifndef RLHF_COMMON_FILE_FILE_H_
+#define RLHF_COMMON_FILE_FILE_H_
 
 #include <cstdint>
-#include <exception>
 #include <memory>
 #include <string>
 #include <string_view>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "common/status/exception.h"
 
-namespace rlhf::checkpoint::internal {
+namespace rlhf::file {
 
 // A read-only file opened once; reads at explicit offsets. Thread-compatible (const methods may
 // be called concurrently: pread does not move a shared cursor).
@@ -83,18 +77,6 @@ absl::Status WriteFileAtomically(const std::string& path, std::string_view conte
 // Returns true when `path` names an existing regular file.
 bool IsRegularFile(const std::string& path);
 
-// Runs `fn` (returning absl::Status or absl::StatusOr<T>) and turns any exception escaping from
-// LibTorch (c10::Error) or the standard library into InternalError with the message kept,
-// prefixed by `what` (e.g. "loading /x/model.safetensors").
-template <typename Fn>
-auto CatchExceptions(std::string_view what, Fn&& fn) -> decltype(fn()) {
-  try {
-    return fn();
-  } catch (...) {
-    return status::CurrentExceptionToStatus(absl::string_view(what.data(), what.size()));
-  }
-}
+}  // namespace rlhf::file
 
-}  // namespace rlhf::checkpoint::internal
-
-#endif  // RLHF_COMMON_CHECKPOINT_INTERNAL_IO_H_
+#endif  // RLHF_COMMON_FILE_FILE_H_

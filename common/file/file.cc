@@ -1,4 +1,4 @@
-#include "common/checkpoint/internal/io.h"
+#include "common/file/file.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -12,7 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status/status_macros.h"
 
-namespace rlhf::checkpoint::internal {
+namespace rlhf::file {
 namespace {
 
 absl::Status ErrnoError(int error, const char* action, const std::string& path) {
@@ -145,4 +145,4 @@ bool IsRegularFile(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
-}  // namespace rlhf::checkpoint::internal
+}  // namespace rlhf::file
