@@ -14,13 +14,10 @@ absl::Status AgreeOnStatus(dist::ProcessGroup* group, const absl::Status& local)
 
 absl::Status GuardedLocalStep(dist::ProcessGroup* group, absl::string_view what,
                               const std::function<void()>& fn) {
-  absl::Status local;
-  try {
-    fn();
-  } catch (...) {
-    local = status::CurrentExceptionToStatus(what);
-  }
-  return AgreeOnStatus(group, local);
+  return AgreeOnStatus(group, status::CatchExceptions(what, [&] {
+                         fn();
+                         return absl::OkStatus();
+                       }));
 }
 
 absl::Status JoinDataParallel(dist::ProcessGroup* group, int64_t fingerprint, model::Llama& model) {

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -21,14 +20,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
+using file::ReadFileToString;
 using file::WriteFileAtomically;
-
-absl::StatusOr<std::string> ReadSmallFile(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
-  std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  return s;
-}
 
 nlohmann::json StepJson(const PpoStepStats& s) {
   return {{"event", "step"},
@@ -203,7 +196,7 @@ absl::Status Learner::Resume() {
   if (!config_.checkpoint_dir().empty()) {
     const std::string latest_path = config_.checkpoint_dir() + "/latest";
     if (fs::exists(latest_path)) {
-      RLHF_ASSIGN_OR_RETURN(std::string name, ReadSmallFile(latest_path));
+      RLHF_ASSIGN_OR_RETURN(std::string name, ReadFileToString(latest_path));
       dir = absl::StrCat(config_.checkpoint_dir(), "/", absl::StripAsciiWhitespace(name));
     }
   }
@@ -215,7 +208,7 @@ absl::Status Learner::Resume() {
   }
   if (dir.empty()) return RestoreQueue();
   RLHF_RETURN_IF_ERROR(trainer_->Restore(dir));
-  RLHF_ASSIGN_OR_RETURN(std::string text, ReadSmallFile(dir + "/learner.json"));
+  RLHF_ASSIGN_OR_RETURN(std::string text, ReadFileToString(dir + "/learner.json"));
   nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object() || !j.contains("pool_position") ||
       !j["pool_position"].is_number_integer()) {

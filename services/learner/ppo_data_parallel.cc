@@ -131,12 +131,10 @@ int64_t StateFingerprint(int64_t step, double kl_coef, const std::mt19937_64& rn
 }
 
 absl::Status Guarded(const std::function<void()>& fn) {
-  try {
+  return status::CatchExceptions("PPO step failed", [&] {
     fn();
-  } catch (...) {
-    return status::CurrentExceptionToStatus("PPO step failed");
-  }
-  return absl::OkStatus();
+    return absl::OkStatus();
+  });
 }
 
 StepComm::StepComm(dist::ProcessGroup* group)

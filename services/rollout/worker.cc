@@ -379,13 +379,10 @@ absl::StatusOr<std::vector<Trajectory>> Worker::Generate(const PromptLease& leas
   for (size_t i = 0; i < prompts.size(); ++i) seeds.push_back(sampling.seed + i);
   const absl::Time start = absl::Now();
   // A LibTorch error in generation (out of memory) fails this lease, not the worker.
-  absl::StatusOr<std::vector<model::GenerationResult>> generated;
-  try {
-    generated = policy.engine->Generate(prompts, sampling, seeds);
-  } catch (...) {
-    generated = status::CurrentExceptionToStatus("generation");
-  }
-  RLHF_ASSIGN_OR_RETURN(std::vector<model::GenerationResult> results, std::move(generated));
+  RLHF_ASSIGN_OR_RETURN(std::vector<model::GenerationResult> results,
+                        status::CatchExceptions("generation", [&] {
+                          return policy.engine->Generate(prompts, sampling, seeds);
+                        }));
   metrics_.generation_seconds.Observe(absl::ToDoubleSeconds(absl::Now() - start));
   return BuildTrajectories(lease, prompts, results, policy.version, options_.worker_id, &next_seq_);
 }
