@@ -48,6 +48,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "bench/bench_util.h"
 #include "bench/ingest_client.h"
 #include "bench/ingest_learner.h"
@@ -76,6 +77,9 @@ ABSL_FLAG(double, goal_cores, 1, "goal: learner CPU cores at most");
 ABSL_FLAG(bool, journal, true,
           "the learner journals every trajectory (as a learner with checkpoint_dir does), to a "
           "file under TMPDIR");
+ABSL_FLAG(std::string, journal_sync, "none",
+          "the journal's sync setting(s) (LearnerConfig.journal_sync): none, batch or every, or a "
+          "comma-separated list, each run on a fresh learner and compared with the first");
 ABSL_FLAG(std::string, journal_path, "", "internal: the learner side's journal file");
 ABSL_FLAG(bool, serve, false, "internal: run the learner side (started by the bench itself)");
 
@@ -92,7 +96,8 @@ std::string JournalPath() {
 }
 
 // Starts the learner side: this binary with --serve. Returns it with its gRPC port read.
-absl::StatusOr<std::unique_ptr<process::Subprocess>> StartLearner(int* port) {
+absl::StatusOr<std::unique_ptr<process::Subprocess>> StartLearner(const std::string& sync,
+                                                                    int* port) {
   char self[4096];
   const ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
   if (n <= 0) return absl::InternalError("readlink /proc/self/exe failed");
@@ -105,7 +110,8 @@ absl::StatusOr<std::unique_ptr<process::Subprocess>> StartLearner(int* port) {
            absl::StrCat("--prompt_tokens=", absl::GetFlag(FLAGS_prompt_tokens)),
            absl::StrCat("--lease_prompts=", absl::GetFlag(FLAGS_lease_prompts)),
            absl::StrCat("--response_tokens=", absl::GetFlag(FLAGS_response_tokens)),
-           absl::StrCat("--journal_path=", JournalPath())}));
+           absl::StrCat("--journal_path=", JournalPath()),
+           absl::StrCat("--journal_sync=", sync)}));
   RLHF_ASSIGN_OR_RETURN(std::string line, child->ReadLine(absl::Seconds(60)));
   if (!absl::SimpleAtoi(line, port)) {
     return absl::InternalError(absl::StrCat("learner printed '", line, "', not a port"));
@@ -202,7 +208,9 @@ absl::StatusOr<json> StopLearner(process::Subprocess* learner) {
   return ledger;
 }
 
-absl::Status Run() {
+// One learner with journal sync setting `sync`: prints its phases and summary line; returns the
+// summary.
+absl::StatusOr<json> RunOne(const std::string& sync) {
   const int streams = absl::GetFlag(FLAGS_streams);
   const int64_t timed = absl::GetFlag(FLAGS_trajectories);
   const int64_t warmup = absl::GetFlag(FLAGS_warmup);
@@ -219,7 +227,7 @@ absl::Status Run() {
   double load_before = -1;  // the 1-minute load average: was the machine busy?
   getloadavg(&load_before, 1);
   int port = 0;
-  RLHF_ASSIGN_OR_RETURN(auto learner, StartLearner(&port));
+  RLHF_ASSIGN_OR_RETURN(auto learner, StartLearner(sync, &port));
   PromptTokens tokens;
   RLHF_ASSIGN_OR_RETURN(std::vector<Worker> workers, StartWorkers(absl::StrCat("127.0.0.1:", port),
                                                                   streams, per_stream, &tokens));
@@ -242,9 +250,10 @@ absl::Status Run() {
   const bool meets = tps >= absl::GetFlag(FLAGS_goal_trajectories_per_s) &&
                      cores <= absl::GetFlag(FLAGS_goal_cores);
   if (const std::string journal = JournalPath(); !journal.empty()) std::remove(journal.c_str());
-  Print({{"bench", "ingest"},
+  json summary = {{"bench", "ingest"},
          {"summary", true},
          {"journal", absl::GetFlag(FLAGS_journal)},
+         {"journal_sync", sync},
          {"streams", streams},
          {"tokens", absl::GetFlag(FLAGS_prompt_tokens) + absl::GetFlag(FLAGS_response_tokens)},
          {"trajectories", peak.r.written},
@@ -265,7 +274,8 @@ absl::Status Run() {
          {"goal_trajectories_per_s", absl::GetFlag(FLAGS_goal_trajectories_per_s)},
          {"goal_cores", absl::GetFlag(FLAGS_goal_cores)},
          {"meets_goal", meets},
-         {"ledger", ledger}});
+         {"ledger", ledger}};
+  Print(summary);
 
   std::vector<std::string> errors = CheckLedger(ledger, streams * per_stream);
   for (const TimedPhase* p : {&peak, &paced}) {
@@ -277,6 +287,44 @@ absl::Status Run() {
   if (!errors.empty()) {
     return absl::InternalError(absl::StrCat("ledger: ", absl::StrJoin(errors, "; ")));
   }
+  return summary;
+}
+
+// Each --journal_sync setting on a fresh learner; with several, a last line compares each with
+// the first (the baseline).
+absl::Status Run() {
+  const std::vector<std::string> syncs =
+      absl::StrSplit(absl::GetFlag(FLAGS_journal_sync), ',', absl::SkipEmpty());
+  for (const std::string& sync : syncs) {
+    if (sync != "none" && sync != "batch" && sync != "every") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--journal_sync: '", sync, "' is not none, batch or every (comma-separated)"));
+    }
+  }
+  if (syncs.empty()) return absl::InvalidArgumentError("--journal_sync is empty");
+  std::vector<json> summaries;
+  for (const std::string& sync : syncs) {
+    RLHF_ASSIGN_OR_RETURN(json summary, RunOne(sync));
+    summaries.push_back(std::move(summary));
+  }
+  if (summaries.size() < 2) return absl::OkStatus();
+  const json& base = summaries.front();
+  json settings = json::array();
+  for (const json& s : summaries) {
+    settings.push_back(
+        {{"journal_sync", s["journal_sync"]},
+         {"trajectories_per_s", s["trajectories_per_s"]},
+         {"learner_cpu_cores", s["learner_cpu_cores"]},
+         {"throughput_vs_baseline", s["trajectories_per_s"].get<double>() /
+                                        base["trajectories_per_s"].get<double>()},
+         {"cpu_vs_baseline",
+          s["learner_cpu_cores"].get<double>() / base["learner_cpu_cores"].get<double>()}});
+  }
+  Print({{"bench", "ingest"},
+         {"compare", "journal_sync"},
+         {"baseline", base["journal_sync"]},
+         {"journal", absl::GetFlag(FLAGS_journal)},
+         {"settings", settings}});
   return absl::OkStatus();
 }
 
@@ -302,6 +350,9 @@ int main(int argc, char** argv) {
     o.vocab_size = rlhf::bench::kIngestVocab;
     o.max_seq_len = absl::GetFlag(FLAGS_prompt_tokens) + absl::GetFlag(FLAGS_response_tokens);
     o.journal = absl::GetFlag(FLAGS_journal_path);
+    const std::string sync = absl::GetFlag(FLAGS_journal_sync);
+    using Sync = rlhf::learner::TrajectoryJournal::Sync;
+    o.journal_sync = sync == "batch" ? Sync::kBatch : sync == "every" ? Sync::kEvery : Sync::kNone;
     if (absl::Status s = rlhf::bench::ServeIngestLearner(o); !s.ok()) {
       LOG(ERROR) << "learner side: " << s;
       return 1;

@@ -114,7 +114,7 @@ absl::Status ServeIngestLearner(const IngestLearnerOptions& o) {
   queue_options.max_policy_lag = 1;
   std::unique_ptr<learner::TrajectoryJournal> journal;
   if (!o.journal.empty()) {
-    RLHF_ASSIGN_OR_RETURN(journal, learner::TrajectoryJournal::Open(o.journal));
+    RLHF_ASSIGN_OR_RETURN(journal, learner::TrajectoryJournal::Open(o.journal, o.journal_sync));
     queue_options.journal = journal.get();
   }
   RLHF_ASSIGN_OR_RETURN(auto queue, learner::TrajectoryQueue::Create(queue_options));

@@ -21,6 +21,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "services/learner/trajectory_journal.h"
 
 namespace rlhf::bench {
 
@@ -39,6 +40,8 @@ struct IngestLearnerOptions {
   int64_t max_seq_len = 1024;
   /// The learner's TrajectoryJournal (as with checkpoint_dir set); empty = none.
   std::string journal;
+  /// Its LearnerConfig.journal_sync.
+  learner::TrajectoryJournal::Sync journal_sync = learner::TrajectoryJournal::Sync::kNone;
 };
 
 // Serves until SIGINT/SIGTERM, then prints the ledger line and returns.

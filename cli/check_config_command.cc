@@ -8,7 +8,7 @@
 #include "common/config/config.h"
 #include "common/status/status_macros.h"
 #include "rlhf/v1/config.pb.h"
-#include "services/learner/advantage_config.h"
+#include "services/learner/learner.h"
 #include "services/reward/scorers.h"
 
 namespace rlhf::cli {
@@ -29,11 +29,13 @@ absl::Status CheckSemantics(const std::string& service, const google::protobuf::
   if (service == "reward") {
     return reward::ValidateScorerConfig(static_cast<const rlhf::v1::RewardConfig&>(m));
   }
+  // The learner's whole check (PPO sizes, queue, sampling, advantage), as the learner runs it
+  // at start: a conflict such as a minibatch that does not divide the batch fails here.
   if (service == "learner") {
-    return learner::ValidateAdvantageConfig(static_cast<const rlhf::v1::LearnerConfig&>(m));
+    return learner::ValidateLearnerConfig(static_cast<const rlhf::v1::LearnerConfig&>(m));
   }
   if (service == "local") {
-    return learner::ValidateAdvantageConfig(static_cast<const rlhf::v1::LocalConfig&>(m).learner());
+    return learner::ValidateLearnerConfig(static_cast<const rlhf::v1::LocalConfig&>(m).learner());
   }
   return absl::OkStatus();
 }

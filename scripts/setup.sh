@@ -26,6 +26,7 @@ PACKAGES=(
   nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libgoogle-glog-dev libgflags-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   prometheus python3-venv
+  clang-14 libclang-rt-14-dev
 )
 
 # What `rlhf` and the service binaries link against (their NEEDED libraries' packages; apt

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -132,6 +133,10 @@ absl::StatusOr<Header> ReadHeader(const RandomAccessFile& file) {
   h.vocab_size = p[5], h.seq_len = p[6];
   if (h.version == 0) {
     // Legacy: the sign of vocab_size is the shared-classifier flag.
+    if (h.vocab_size == std::numeric_limits<int32_t>::min()) {  // no std::abs for it
+      return absl::InvalidArgumentError(absl::StrCat(file.path(), ": llama2.c header vocab_size ",
+                                                     h.vocab_size, " is out of range"));
+    }
     h.shared_classifier = h.vocab_size > 0;
     h.vocab_size = std::abs(h.vocab_size);
   } else {

@@ -178,6 +178,12 @@ absl::Status WeightAssembler::StartTensor(const rlhf::v1::WeightChunk& chunk) {
 }
 
 absl::Status WeightAssembler::AppendData(const rlhf::v1::WeightChunk& chunk) {
+  if (received_ == expected_ && chunk.offset() != received_) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        Where(), " is complete (", expected_, " bytes): a chunk without a name continues no ",
+        "tensor (the first chunk of each tensor carries its name); this one has offset ",
+        chunk.offset()));
+  }
   if (chunk.offset() != received_) {
     return absl::InvalidArgumentError(absl::StrCat(Where(), ": chunk at offset ", chunk.offset(),
                                                    ", expected offset ", received_,

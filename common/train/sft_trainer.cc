@@ -212,7 +212,9 @@ absl::StatusOr<SftStepStats> SftTrainer::Step() {
   // `total` counts the whole global batch (every rank sees the plan), so the sum over ranks of
   // world * (local token loss sum) / total, divided by world in the gradient mean, is the
   // single-process token mean.
-  const auto [begin, end] = RankSlice(static_cast<int64_t>(batch.size()), group);
+  const std::pair<int64_t, int64_t> slice = RankSlice(static_cast<int64_t>(batch.size()), group);
+  const int64_t begin = slice.first;  // named copies: a lambda cannot capture a binding (C++17)
+  const int64_t end = slice.second;
   const double world = WorldSize(group);
   RLHF_RETURN_IF_ERROR(GuardedLocalStep(group, "SFT step failed", [&] {
     if (total == 0) return;

@@ -65,6 +65,17 @@ int64_t MaxPromptsInFlight(const rlhf::v1::LearnerConfig& c) {
   return static_cast<int64_t>(c.ppo().batch_size()) * (c.max_policy_lag() + 1);
 }
 
+TrajectoryJournal::Sync JournalSyncOf(const rlhf::v1::LearnerConfig& c) {
+  switch (c.journal_sync()) {
+    case rlhf::v1::LearnerConfig::BATCH:
+      return TrajectoryJournal::Sync::kBatch;
+    case rlhf::v1::LearnerConfig::EVERY:
+      return TrajectoryJournal::Sync::kEvery;
+    default:
+      return TrajectoryJournal::Sync::kNone;
+  }
+}
+
 }  // namespace
 
 absl::Status ValidateLearnerConfig(const rlhf::v1::LearnerConfig& c) {
@@ -89,6 +100,9 @@ absl::Status ValidateLearnerConfig(const rlhf::v1::LearnerConfig& c) {
     return bad("sampling.top_p must be in (0, 1]");
   }
   if (!(c.dist_timeout_seconds() > 0)) return bad("dist_timeout_seconds must be > 0");
+  if (c.journal_sync() == rlhf::v1::LearnerConfig::JOURNAL_SYNC_UNSPECIFIED) {
+    return bad("journal_sync must be NONE, BATCH or EVERY");
+  }
   RLHF_RETURN_IF_ERROR(ValidateAdvantageConfig(c));
   return Validate(LearnerTrainerOptions(c, nullptr));
 }
@@ -152,6 +166,10 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(const rlhf::v1::Learner
   queue_options.max_seq_len = model_config.max_seq_len;
   queue_options.max_policy_lag = config.max_policy_lag();
   queue_options.group_size = GroupSize(config.ppo());
+  // A trajectory names a lease and a prompt of this pool, or is INVALID (never trained on).
+  queue_options.check = [pool = pool.get()](const rlhf::v1::Trajectory& t) {
+    return pool->CheckTrajectory(t);
+  };
   std::unique_ptr<TrajectoryJournal> journal;
   if (!config.checkpoint_dir().empty()) {
     std::error_code ec;
@@ -160,7 +178,8 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(const rlhf::v1::Learner
       return absl::InternalError(
           absl::StrCat("cannot create ", config.checkpoint_dir(), ": ", ec.message()));
     }
-    RLHF_ASSIGN_OR_RETURN(journal, TrajectoryJournal::Open(JournalPath(config.checkpoint_dir())));
+    RLHF_ASSIGN_OR_RETURN(journal, TrajectoryJournal::Open(JournalPath(config.checkpoint_dir()),
+                                                           JournalSyncOf(config)));
     queue_options.journal = journal.get();
   }
   RLHF_ASSIGN_OR_RETURN(auto queue, TrajectoryQueue::Create(queue_options));
@@ -225,11 +244,10 @@ absl::Status Learner::RestoreQueue() {
   RLHF_RETURN_IF_ERROR(journal_->Resumed(trainer_->step()));
   std::vector<rlhf::v1::Trajectory> queued;
   RLHF_ASSIGN_OR_RETURN(JournalState state, ReadJournal(journal_->path(), &queued));
-  if (GroupSize(config_.ppo()) > 1) {
-    // Group keys hold lease ids: this run's must differ from those of the runs before it.
-    RLHF_RETURN_IF_ERROR(
-        pool_->StartLeaseNumbersAt((static_cast<uint64_t>(state.resumes) << 32) + 1));
-  }
+  // Group keys hold lease ids, and a lease id above the pool's numbering was never granted
+  // (PromptPool::CheckTrajectory): this run's ids must differ from those of the runs before it.
+  RLHF_RETURN_IF_ERROR(
+      pool_->StartLeaseNumbersAt((static_cast<uint64_t>(state.resumes) << 32) + 1));
   if (state.ids.empty()) return absl::OkStatus();
   using Fate = JournalState::Fate;
   TrajectoryLedger l;

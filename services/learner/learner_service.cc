@@ -48,27 +48,36 @@ class PushReactor final : public ::grpc::ServerBidiReactor<rlhf::v1::Trajectory,
     // The ledger metrics are synced by the learner's loop (every PopBatch wait, and after each
     // step), not here: per trajectory it took two more locks shared by every stream.
     auto offered = service_->queue().Offer(std::move(incoming_), version, this);
-    absl::MutexLock lock(&mu_);
-    if (!offered.ok()) {  // the run is over
-      reads_done_ = true;
-      MaybeFinishLocked(grpc_util::ToGrpcStatus(offered.status()));
-      return;
-    }
-    if (offered->blocked) return;  // OnAccepted resumes reading
-    if (offered->ack.outcome() == rlhf::v1::Ack::ACCEPTED) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (!offered.ok()) {  // the run is over
+        reads_done_ = true;
+        MaybeFinishLocked(grpc_util::ToGrpcStatus(offered.status()));
+        return;
+      }
+      if (offered->blocked) return;  // OnAccepted resumes reading
+      if (offered->ack.outcome() != rlhf::v1::Ack::ACCEPTED) {
+        AckAndReadLocked(offered->ack);
+        return;
+      }
       service_->pool().Complete(lease_id, prompt_index);
+      ++awaiting_journal_;  // keeps the stream from finishing under the callback
     }
-    QueueAckLocked(offered->ack);
-    if (!finishing_) StartRead(&incoming_);
+    // The ack promises what the journal's sync setting says (journal_sync): sent once the
+    // acceptance is on disk, without blocking this thread on the disk.
+    service_->queue().WhenJournaled([this, ack = std::move(offered->ack)] {
+      absl::MutexLock lock(&mu_);
+      --awaiting_journal_;
+      AckAndReadLocked(ack);
+      MaybeFinishLocked(deferred_status_);  // a stream that broke meanwhile finishes now
+    });
   }
 
   // A parked trajectory was accepted (on the trainer's thread).
   void OnAccepted(const rlhf::v1::Ack& ack) override {
     absl::MutexLock lock(&mu_);
     service_->pool().Complete(parked_lease_, parked_prompt_);
-    if (finishing_) return;
-    QueueAckLocked(ack);
-    StartRead(&incoming_);
+    AckAndReadLocked(ack);
   }
 
   void OnWriteDone(bool ok) override {
@@ -103,6 +112,13 @@ class PushReactor final : public ::grpc::ServerBidiReactor<rlhf::v1::Trajectory,
     WriteNextLocked();
   }
 
+  // Sends `ack` and reads the next trajectory, unless the stream is finishing.
+  void AckAndReadLocked(const rlhf::v1::Ack& ack) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finishing_) return;
+    QueueAckLocked(ack);
+    StartRead(&incoming_);
+  }
+
   void WriteNextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (writing_ || acks_.empty() || broken_) return;
     writing_ = true;
@@ -115,6 +131,10 @@ class PushReactor final : public ::grpc::ServerBidiReactor<rlhf::v1::Trajectory,
   // reads are done and every ack has been written.
   void MaybeFinishLocked(Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (finished_) return;
+    if (awaiting_journal_ > 0) {  // the journal's callback finishes it
+      if (!status.ok() && deferred_status_.ok()) deferred_status_ = status;
+      return;
+    }
     if (!broken_ && !(reads_done_ && !writing_ && acks_.empty())) return;
     if (!broken_ && !status.ok()) finish_status_ = status;
     finishing_ = true;
@@ -135,6 +155,8 @@ class PushReactor final : public ::grpc::ServerBidiReactor<rlhf::v1::Trajectory,
   bool broken_ ABSL_GUARDED_BY(mu_) = false;
   bool finishing_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  int awaiting_journal_ ABSL_GUARDED_BY(mu_) = 0;  // an ACCEPTED ack waiting for the journal
+  Status deferred_status_ ABSL_GUARDED_BY(mu_);      // a finish it held up
   Status finish_status_ ABSL_GUARDED_BY(mu_);
 };
 
@@ -262,8 +284,21 @@ LearnerService::LearnerService(const LearnerServiceOptions& options, PromptPool*
     ::grpc::CallbackServerContext* context, const rlhf::v1::LeasePromptsRequest* request,
     rlhf::v1::PromptLease* response) {
   auto* reactor = context->DefaultReactor();
-  if (request->max_prompts() <= 0) {
-    reactor->Finish(Status(StatusCode::INVALID_ARGUMENT, "max_prompts must be > 0"));
+  if (request->max_prompts() <= 0 || request->max_prompts() > pool_->max_lease_prompts()) {
+    reactor->Finish(Status(StatusCode::INVALID_ARGUMENT,
+                           absl::StrCat("max_prompts must be in [1, ", pool_->max_lease_prompts(),
+                                        "] (limits.max_batch), got ", request->max_prompts())));
+    return reactor;
+  }
+  if (options_.max_prompts_in_flight > 0 &&
+      pool_->LeaseSize(request->max_prompts()) > options_.max_prompts_in_flight) {
+    // Such a lease could never find room: it would be answered empty forever.
+    reactor->Finish(Status(
+        StatusCode::INVALID_ARGUMENT,
+        absl::StrCat("max_prompts ", request->max_prompts(), " (a lease of ",
+                     pool_->LeaseSize(request->max_prompts()),
+                     " prompts) exceeds the learner's max_prompts_in_flight of ",
+                     options_.max_prompts_in_flight)));
     return reactor;
   }
   if (options_.max_prompts_in_flight <= 0) {

@@ -264,6 +264,36 @@ void PromptPool::Complete(const std::string& lease_id, int64_t prompt_index) {
   ++stats_.ignored_completions;
 }
 
+absl::Status PromptPool::CheckTrajectory(const rlhf::v1::Trajectory& t) const {
+  if (t.lease_id().empty()) return absl::OkStatus();
+  uint64_t number = 0;
+  if (!ParseLeaseId(t.lease_id(), &number)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "lease_id \"", t.lease_id(), "\" is not a lease id this learner grants (L<n>)"));
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    if (number >= next_lease_) {
+      return absl::InvalidArgumentError(absl::StrCat("lease_id ", t.lease_id(),
+                                                     " was never granted (the next lease is ",
+                                                     LeaseId(next_lease_), ")"));
+    }
+  }
+  if (t.prompt_index() < 0 || t.prompt_index() >= num_prompts()) {
+    return absl::InvalidArgumentError(absl::StrCat("prompt_index = ", t.prompt_index(),
+                                                   " is outside the pool's [0, ", num_prompts(),
+                                                   ")"));
+  }
+  const auto& want = prompts_[t.prompt_index()].tokens();
+  if (!std::equal(want.begin(), want.end(), t.prompt_tokens().begin(), t.prompt_tokens().end())) {
+    return absl::InvalidArgumentError(absl::StrCat("prompt_tokens (", t.prompt_tokens_size(),
+                                                   " tokens) differ from those of prompt ",
+                                                   t.prompt_index(), " (", want.size(),
+                                                   " tokens) leased in ", t.lease_id()));
+  }
+  return absl::OkStatus();
+}
+
 std::vector<PromptPool::VoidedGroup> PromptPool::TakeVoidedGroups() {
   absl::MutexLock lock(&mu_);
   std::vector<VoidedGroup> out;

@@ -62,6 +62,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "rlhf/v1/services.pb.h"
+#include "rlhf/v1/trajectory.pb.h"
 
 namespace rlhf::learner {
 
@@ -157,6 +158,13 @@ class PromptPool {
   // expired/returned leases in late_completions.
   void Complete(const std::string& lease_id, int64_t prompt_index) ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Returns OK when trajectory `t` may come from a lease of this pool: no lease_id (a replay or
+  // a test, not checked), or a lease_id "L<n>" that was granted (by this run or, numbered below
+  // it, by an earlier run of the learner: see StartLeaseNumbersAt), a prompt_index of the pool
+  // and prompt_tokens equal to that prompt's tokens. Otherwise INVALID_ARGUMENT naming the
+  // field. Whether the lease is still live does not matter (late completions count, item 4).
+  absl::Status CheckTrajectory(const rlhf::v1::Trajectory& t) const ABSL_LOCKS_EXCLUDED(mu_);
+
   // A group (group_size > 1) whose lease ended before it was complete; requeued whole.
   struct VoidedGroup {
     std::string lease_id;
@@ -179,6 +187,9 @@ class PromptPool {
 
   // Returns the number of prompts.
   int64_t num_prompts() const { return static_cast<int64_t>(prompts_.size()); }
+
+  // Returns the most prompts one Lease() call may ask for (options.max_lease_prompts).
+  int max_lease_prompts() const { return options_.max_lease_prompts; }
 
  private:
   struct LiveLease {

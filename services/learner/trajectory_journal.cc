@@ -13,6 +13,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/file/file.h"
+#include "common/status/status_macros.h"
+#include "glog/logging.h"
 
 namespace rlhf::learner {
 namespace {
@@ -82,8 +84,8 @@ absl::StatusOr<size_t> ForEachRecord(
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<TrajectoryJournal>> TrajectoryJournal::Open(
-    const std::string& path) {
+absl::StatusOr<std::unique_ptr<TrajectoryJournal>> TrajectoryJournal::Open(const std::string& path,
+                                                                           Sync sync) {
   bool exists = false;
   absl::StatusOr<std::string> data = ReadAll(path, &exists);
   if (!data.ok()) return data.status();
@@ -99,12 +101,50 @@ absl::StatusOr<std::unique_ptr<TrajectoryJournal>> TrajectoryJournal::Open(
     return absl::InternalError(
         absl::StrCat("cannot cut the torn tail of ", path, ": ", std::strerror(errno)));
   }
-  return std::unique_ptr<TrajectoryJournal>(new TrajectoryJournal(path, fd));
+  if (sync != Sync::kNone && fdatasync(fd) != 0) {  // what an earlier run left unsynced
+    close(fd);
+    return absl::InternalError(absl::StrCat("cannot sync ", path, ": ", std::strerror(errno)));
+  }
+  std::unique_ptr<TrajectoryJournal> journal(new TrajectoryJournal(path, fd, sync));
+  if (sync == Sync::kBatch) journal->sync_thread_ = std::thread([j = journal.get()] { j->SyncLoop(); });
+  return journal;
 }
 
 TrajectoryJournal::~TrajectoryJournal() {
+  if (sync_thread_.joinable()) {
+    {
+      absl::MutexLock lock(&pending_mu_);
+      stopping_ = true;
+    }
+    sync_thread_.join();  // after calling every pending callback
+  }
   absl::MutexLock lock(&mu_);
   close(fd_);
+}
+
+void TrajectoryJournal::WhenDurable(std::function<void(absl::Status)> done) {
+  if (sync_ != Sync::kBatch) {
+    done(absl::OkStatus());
+    return;
+  }
+  absl::MutexLock lock(&pending_mu_);
+  pending_.push_back(std::move(done));
+}
+
+void TrajectoryJournal::SyncLoop() {
+  while (true) {
+    std::vector<std::function<void(absl::Status)>> batch;
+    {
+      absl::MutexLock lock(&pending_mu_);
+      pending_mu_.Await(absl::Condition(this, &TrajectoryJournal::SyncWanted));
+      if (pending_.empty()) return;  // stopping, nothing left
+      batch.swap(pending_);
+    }
+    // Covers every record written before its callback was queued.
+    const absl::Status synced = AwaitDurable();
+    if (!synced.ok()) LOG(ERROR) << "journal: " << synced;
+    for (auto& done : batch) done(synced);
+  }
 }
 
 namespace {
@@ -126,6 +166,11 @@ absl::Status TrajectoryJournal::Append(Kind kind, const std::string& payload) {
 
 absl::Status TrajectoryJournal::Write(const std::string& record) {
   absl::MutexLock lock(&mu_);
+  RLHF_RETURN_IF_ERROR(WriteLocked(record));
+  return sync_ == Sync::kEvery ? SyncLocked() : absl::OkStatus();
+}
+
+absl::Status TrajectoryJournal::WriteLocked(const std::string& record) {
   size_t done = 0;
   while (done < record.size()) {
     const ssize_t n = write(fd_, record.data() + done, record.size() - done);
@@ -136,6 +181,39 @@ absl::Status TrajectoryJournal::Write(const std::string& record) {
     }
     done += static_cast<size_t>(n);
   }
+  ++written_;
+  return absl::OkStatus();
+}
+
+absl::Status TrajectoryJournal::SyncLocked() {
+  if (fdatasync(fd_) != 0) {
+    return absl::InternalError(absl::StrCat("cannot sync ", path_, ": ", std::strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TrajectoryJournal::AwaitDurable() {
+  if (sync_ != Sync::kBatch) return absl::OkStatus();
+  int64_t mine;
+  {
+    absl::MutexLock lock(&mu_);
+    mine = written_;
+  }
+  // The first waiter syncs for everyone written by then; those queued behind it usually find
+  // their record covered when they get the lock.
+  absl::MutexLock sync_lock(&sync_mu_);
+  if (synced_ >= mine) return absl::OkStatus();
+  int fd;
+  int64_t through;
+  {
+    absl::MutexLock lock(&mu_);
+    fd = fd_;  // stays open: only Compact replaces it, and it takes sync_mu_ first
+    through = written_;
+  }
+  if (fdatasync(fd) != 0) {
+    return absl::InternalError(absl::StrCat("cannot sync ", path_, ": ", std::strerror(errno)));
+  }
+  synced_ = through;
   return absl::OkStatus();
 }
 
@@ -161,17 +239,20 @@ absl::Status TrajectoryJournal::Consumed(int64_t step,
     PutU32(&payload, static_cast<uint32_t>(t.id().size()));
     payload += t.id();
   }
-  return Append(kConsumed, payload);
+  RLHF_RETURN_IF_ERROR(Append(kConsumed, payload));
+  return AwaitDurable();
 }
 
 absl::Status TrajectoryJournal::Resumed(int64_t step) {
   std::string payload;
   PutU64(&payload, static_cast<uint64_t>(step));
-  return Append(kResumed, payload);
+  RLHF_RETURN_IF_ERROR(Append(kResumed, payload));
+  return AwaitDurable();
 }
 
 absl::StatusOr<TrajectoryJournal::CompactStats> TrajectoryJournal::Compact() {
-  absl::MutexLock lock(&mu_);  // no record is appended meanwhile
+  absl::MutexLock sync_lock(&sync_mu_);  // fd_ is replaced below
+  absl::MutexLock lock(&mu_);            // no record is appended meanwhile
   CompactStats stats;
   bool exists = false;
   absl::StatusOr<std::string> data = ReadAll(path_, &exists);
@@ -246,6 +327,7 @@ absl::StatusOr<TrajectoryJournal::CompactStats> TrajectoryJournal::Compact() {
   }
   close(fd_);
   fd_ = fd;
+  synced_ = written_;  // WriteFileAtomically synced the new file whole
   stats.bytes_after = static_cast<int64_t>(out.size());
   return stats;
 }

@@ -16,18 +16,31 @@
 //   'a' accepted, contents dropped by Compact() (it was consumed or dropped): the id
 //   'U' Compact()'s summary: u64 duplicates, u64 resumes, u64 last step
 // Written with plain write(2) calls (one per record, O_APPEND): a record survives the process
-// being killed (not the machine losing power: there is no fsync). A torn last record is cut off
-// when the journal is opened again. (A shared mapping instead of write(2) was measured slower
-// on ext4: every first write to a page allocates its block in the fault handler.)
+// being killed. Whether it also survives the machine losing power is the Sync setting
+// (LearnerConfig.journal_sync):
+//   kNone   no fdatasync: what the kernel had not written back is lost with the power;
+//   kBatch  group commit: a writer that must not answer before its record is durable (an
+//           ACCEPTED ack) hands its answer to WhenDurable(), which a sync thread of the journal
+//           calls after an fdatasync that started after the record was written; the callers
+//           waiting at the time share one fdatasync, and nobody's thread blocks on the disk
+//           (AwaitDurable() is the blocking form);
+//   kEvery  fdatasync after every record, before Write returns.
+// 'C' and 'R' records are synced at once under kBatch and kEvery (once per step). Compact()
+// always syncs. bench/ingest_bench --journal_sync measures the cost of each.
+// A torn last record is cut off when the journal is opened again. (A shared mapping instead of
+// write(2) was measured slower on ext4: every first write to a page allocates its block in the
+// fault handler.)
 //
 // Thread-safe (appends are serialised).
 #ifndef RLHF_SERVICES_LEARNER_TRAJECTORY_JOURNAL_H_
 #define RLHF_SERVICES_LEARNER_TRAJECTORY_JOURNAL_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -57,8 +70,11 @@ class TrajectoryJournal {
     kSummary = 'U',
   };
 
+  enum class Sync { kNone, kBatch, kEvery };
+
   // Opens (creating) the journal at `path` for appending, after cutting off a torn last record.
-  static absl::StatusOr<std::unique_ptr<TrajectoryJournal>> Open(const std::string& path);
+  static absl::StatusOr<std::unique_ptr<TrajectoryJournal>> Open(const std::string& path,
+                                                                 Sync sync = Sync::kNone);
   ~TrajectoryJournal();
   TrajectoryJournal(const TrajectoryJournal&) = delete;
   TrajectoryJournal& operator=(const TrajectoryJournal&) = delete;
@@ -77,6 +93,15 @@ class TrajectoryJournal {
   // The learner resumed from the checkpoint of `step` (0 = a fresh start).
   absl::Status Resumed(int64_t step) ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Under Sync::kBatch, returns once every record written before the call is on disk (one
+  // fdatasync serves every caller waiting meanwhile); at once under kNone and kEvery.
+  absl::Status AwaitDurable() ABSL_LOCKS_EXCLUDED(mu_, sync_mu_);
+  // Under Sync::kBatch, calls `done` on the journal's sync thread once every record written
+  // before the call is on disk (with the sync's error, if it failed); otherwise calls it at once
+  // on the caller's thread. Every `done` is called, at the latest by the destructor.
+  void WhenDurable(std::function<void(absl::Status)> done) ABSL_LOCKS_EXCLUDED(pending_mu_);
+  Sync sync() const { return sync_; }
+
   // Rewrites the journal without the contents of the trajectories that are no longer needed
   // (consumed or dropped): they keep an id record, so every id keeps its fate and the counts
   // stay; queued ones are kept whole, in order. Called after each checkpoint (no step in
@@ -86,17 +111,35 @@ class TrajectoryJournal {
     int64_t bytes_after = 0;
     int64_t kept_whole = 0;  // queued trajectories
   };
-  absl::StatusOr<CompactStats> Compact() ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<CompactStats> Compact() ABSL_LOCKS_EXCLUDED(mu_, sync_mu_);
 
   const std::string& path() const { return path_; }
 
  private:
-  TrajectoryJournal(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
+  TrajectoryJournal(std::string path, int fd, Sync sync)
+      : path_(std::move(path)), sync_(sync), fd_(fd) {}
   absl::Status Append(Kind kind, const std::string& payload) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status WriteLocked(const std::string& record) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status SyncLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SyncLoop() ABSL_LOCKS_EXCLUDED(pending_mu_);
+  bool SyncWanted() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(pending_mu_) {
+    return stopping_ || !pending_.empty();
+  }
 
   const std::string path_;
-  absl::Mutex mu_;  // one record at a time
+  const Sync sync_;
+  // Lock order: sync_mu_ before mu_. sync_mu_ is held across a group commit's fdatasync, which
+  // runs without mu_ (appends go on meanwhile); Compact, the only one to replace fd_, holds both.
+  absl::Mutex sync_mu_;
+  absl::Mutex mu_ ABSL_ACQUIRED_AFTER(sync_mu_);  // one record at a time
   int fd_ ABSL_GUARDED_BY(mu_);
+  int64_t written_ ABSL_GUARDED_BY(mu_) = 0;      // records written since Open
+  int64_t synced_ ABSL_GUARDED_BY(sync_mu_) = 0;  // of which known to be on disk
+  // kBatch: the WhenDurable callbacks waiting for the sync thread.
+  absl::Mutex pending_mu_;
+  std::vector<std::function<void(absl::Status)>> pending_ ABSL_GUARDED_BY(pending_mu_);
+  bool stopping_ ABSL_GUARDED_BY(pending_mu_) = false;
+  std::thread sync_thread_;  // kBatch only
 };
 
 // What a journal says about every trajectory id it has seen.

@@ -7,8 +7,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
@@ -48,8 +50,9 @@ std::vector<std::string> Ids(const std::vector<Trajectory>& ts) {
 }
 
 struct QueueWithJournal {
-  explicit QueueWithJournal(const std::string& path, int capacity = 8) {
-    auto j = TrajectoryJournal::Open(path);
+  explicit QueueWithJournal(const std::string& path, int capacity = 8,
+                            TrajectoryJournal::Sync sync = TrajectoryJournal::Sync::kNone) {
+    auto j = TrajectoryJournal::Open(path, sync);
     EXPECT_TRUE(j.ok()) << j.status();
     journal = std::move(j).value();
     TrajectoryQueueOptions o;
@@ -296,6 +299,56 @@ TEST(RunLedgerTest, EveryGeneratedTrajectoryHasOneFate) {
   EXPECT_EQ(ledger->unknown_ids, 1);
   EXPECT_FALSE(ledger->balanced());
   EXPECT_FALSE(ComputeRunLedger({TempPath("nope")}, path).ok());
+}
+
+// Every sync setting keeps every verdict while streams offer and wait for durability at once,
+// the trainer pops and records its steps, and a compaction runs in the middle.
+TEST(TrajectoryJournalTest, EverySyncSettingKeepsEveryVerdictUnderConcurrentWriters) {
+  for (auto sync : {TrajectoryJournal::Sync::kNone, TrajectoryJournal::Sync::kBatch,
+                    TrajectoryJournal::Sync::kEvery}) {
+    SCOPED_TRACE(static_cast<int>(sync));
+    const std::string path = TempPath(absl::StrCat("sync", static_cast<int>(sync)));
+    constexpr int kThreads = 4;
+    constexpr int kEach = 50;
+    std::atomic<int> acked{0};
+    {
+      QueueWithJournal f(path, /*capacity=*/kThreads * kEach, sync);
+      ASSERT_EQ(f.journal->sync(), sync);
+      std::vector<std::thread> streams;
+      for (int w = 0; w < kThreads; ++w) {
+        streams.emplace_back([&f, &acked, w] {
+          for (int i = 0; i < kEach; ++i) {
+            auto offered = f.queue->Offer(MakeTrajectory(absl::StrCat("w", w, "/", i)), 0, nullptr);
+            ASSERT_TRUE(offered.ok()) << offered.status();
+            if (i % 2 == 0) {
+              f.queue->AwaitJournal();
+              ++acked;
+            } else {
+              f.queue->WhenJournaled([&acked] { ++acked; });
+            }
+          }
+        });
+      }
+      int64_t step = 0;
+      int64_t popped = 0;
+      while (popped < kThreads * kEach) {
+        std::vector<Trajectory> batch = f.queue->PopBatch(10, 0, absl::Milliseconds(50));
+        if (batch.empty()) continue;
+        popped += static_cast<int64_t>(batch.size());
+        ASSERT_TRUE(f.journal->Consumed(++step, batch).ok());
+        if (step == 5) ASSERT_TRUE(f.journal->Compact().ok());
+      }
+      for (auto& s : streams) s.join();
+      ASSERT_TRUE(f.journal->AwaitDurable().ok());
+    }
+    EXPECT_EQ(acked.load(), kThreads * kEach);  // every ack was sent, at the latest on close
+    auto state = ReadJournal(path);
+    ASSERT_TRUE(state.ok()) << state.status();
+    EXPECT_EQ(state->ids.size(), static_cast<size_t>(kThreads * kEach));
+    EXPECT_EQ(state->Count(Fate::kConsumed), kThreads * kEach);
+    EXPECT_EQ(state->consumed_twice, 0);
+    EXPECT_EQ(state->consumed_unknown, 0);
+  }
 }
 
 }  // namespace

@@ -123,12 +123,26 @@ bool TrajectoryQueue::IsStale(const Trajectory& t, int64_t current_version) cons
   return current_version - t.policy_version() > options_.max_policy_lag;
 }
 
+absl::Status TrajectoryQueue::Judge(const Trajectory& t, int64_t current_version) const {
+  RLHF_RETURN_IF_ERROR(ValidateTrajectory(t, options_.vocab_size, options_.max_seq_len));
+  // A version no one has published: a worker bug, or a peer of another run.
+  if (current_version >= 0 && t.policy_version() > current_version) {
+    return Invalid(t, absl::StrCat("policy_version = ", t.policy_version(),
+                                   " is newer than the newest published version ",
+                                   current_version));
+  }
+  if (options_.check) {
+    if (absl::Status s = options_.check(t); !s.ok()) return Invalid(t, std::string(s.message()));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<TrajectoryQueue::OfferResult> TrajectoryQueue::Offer(Trajectory t,
                                                                     int64_t current_version,
                                                                     Waiter* waiter) {
   // Validation reads only `t`: done before taking the lock, as is the journal record of a
   // trajectory that may be accepted (so that the lock covers only the append).
-  const absl::Status valid = ValidateTrajectory(t, options_.vocab_size, options_.max_seq_len);
+  const absl::Status valid = Judge(t, current_version);
   const bool stale = IsStale(t, current_version);
   const std::string accepted_record = options_.journal != nullptr && valid.ok() && !stale
                                           ? TrajectoryJournal::AcceptedRecord(t)
@@ -361,9 +375,11 @@ void TrajectoryQueue::PopGroups(int n, int64_t current_version, std::vector<Traj
       members.clear();
     }
   }
-  auto any_stale = [&](const std::vector<size_t>& members) {
+  auto any_stale = [&](const std::vector<size_t>& members) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return std::any_of(members.begin(), members.end(),
-                       [&](size_t i) { return IsStale(queue_[i], current_version); });
+                       [&](size_t i) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+                         return IsStale(queue_[i], current_version);
+                       });
   };
   enum Fate : char { kKeep, kTake, kDrop };
   std::vector<char> fate(size, kKeep);
@@ -413,6 +429,7 @@ void TrajectoryQueue::DeliverNotes() {
     notes_.pop_front();
     calling_ = note.waiter;
     mu_.Unlock();
+    AwaitJournal();  // AdmitParked journaled its acceptance
     note.waiter->OnAccepted(note.ack);
     mu_.Lock();
     calling_ = nullptr;
@@ -420,6 +437,20 @@ void TrajectoryQueue::DeliverNotes() {
   delivering_ = false;
   delivering_thread_ = std::thread::id();
   mu_.Unlock();
+}
+
+void TrajectoryQueue::WhenJournaled(std::function<void()> send) const {
+  if (options_.journal == nullptr) {
+    send();
+    return;
+  }
+  options_.journal->WhenDurable([send = std::move(send)](const absl::Status&) { send(); });
+}
+
+void TrajectoryQueue::AwaitJournal() const {
+  if (options_.journal == nullptr) return;
+  absl::Status s = options_.journal->AwaitDurable();
+  if (!s.ok()) LOG(ERROR) << "journal: " << s;
 }
 
 void TrajectoryQueue::Journal(TrajectoryJournal::Kind kind, const std::string& id) {

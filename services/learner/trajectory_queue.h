@@ -5,8 +5,9 @@
 //
 // Protocol:
 //  1. Offer() judges a trajectory at once, in this order: an id seen before is DUPLICATE; one
-//     failing ValidateTrajectory is INVALID; one more than max_policy_lag versions behind is
-//     STALE; otherwise it is ACCEPTED when there is room. Every non-empty id offered is
+//     failing ValidateTrajectory, from a version newer than the current one (once a version is
+//     published) or failing options.check is INVALID; one more than max_policy_lag versions
+//     behind is STALE; otherwise it is ACCEPTED when there is room. Every non-empty id offered is
 //     remembered, whatever the outcome, so a resent trajectory is judged once.
 //  2. When the queue is full the trajectory is parked with its Waiter (OfferResult.blocked; no
 //     ack yet). The producer stops reading its stream until the waiter is called.
@@ -56,6 +57,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -95,6 +97,11 @@ struct TrajectoryQueueOptions {
   TrajectoryJournal* journal = nullptr;
   /// Trajectories per group (PpoConfig.group_size for RLOO/GRPO; 1 = no groups); <= capacity.
   int group_size = 1;
+  /// When set, a further check of each offered trajectory that ValidateTrajectory passed (the
+  /// learner's: that its lease and prompt are ones it handed out, PromptPool::CheckTrajectory);
+  /// an error makes the trajectory INVALID with that message. Called without the queue's lock
+  /// from any producer's thread: it must be thread-safe.
+  std::function<absl::Status(const rlhf::v1::Trajectory&)> check;
 };
 
 // The key under which the queue groups trajectories (group_size > 1).
@@ -192,6 +199,16 @@ class TrajectoryQueue {
   // The trainer is done with what it popped (its step is published).
   void ReleaseTaken() ABSL_LOCKS_EXCLUDED(mu_);
 
+  // An ACCEPTED ack that Offer returned promises what the journal's sync setting says: under
+  // TrajectoryJournal::Sync::kBatch, the acceptance on disk. WhenJournaled(send) calls `send`
+  // once it is (on the journal's sync thread, or at once without a journal or under another
+  // setting); AwaitJournal() blocks until it is. A sync that fails is logged: the trajectory
+  // stays accepted and queued, and only a power loss could then lose it. Acks of parked
+  // trajectories wait for it in DeliverNotes. Call either without holding a lock that Offer or
+  // the waiters take.
+  void WhenJournaled(std::function<void()> send) const;
+  void AwaitJournal() const;
+
  private:
   struct Parked {
     rlhf::v1::Trajectory trajectory;
@@ -219,6 +236,9 @@ class TrajectoryQueue {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   bool IsStale(const rlhf::v1::Trajectory& t, int64_t current_version) const;
+  // ValidateTrajectory, then a policy_version newer than `current_version` (when >= 0), then
+  // options_.check. Reads only `t` and constants: called without the lock.
+  absl::Status Judge(const rlhf::v1::Trajectory& t, int64_t current_version) const;
   // Records a dropped trajectory's verdict in the journal, if any (errors are logged).
   void Journal(TrajectoryJournal::Kind kind, const std::string& id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -481,12 +481,12 @@ TEST(TrajectoryQueueGroupTest, APromptTwiceInALeaseIsTwoGroups) {
 }
 
 TEST(TrajectoryQueueGroupTest, AStaleMemberDropsItsWholeGroup) {
-  auto q = MakeGroupQueue(2, 16);  // max_policy_lag 1
-  EXPECT_EQ(OfferOutcome(*q, Member("a1", "L1", 0, /*version=*/0)), Ack::ACCEPTED);
-  EXPECT_EQ(OfferOutcome(*q, Member("a2", "L1", 0, /*version=*/1)), Ack::ACCEPTED);
-  EXPECT_EQ(OfferOutcome(*q, Member("b1", "L1", 1, /*version=*/0)), Ack::ACCEPTED);  // held
-  EXPECT_EQ(OfferOutcome(*q, Member("c1", "L2", 0, /*version=*/1)), Ack::ACCEPTED);
-  EXPECT_EQ(OfferOutcome(*q, Member("c2", "L2", 0, /*version=*/1)), Ack::ACCEPTED);
+  auto q = MakeGroupQueue(2, 16);  // max_policy_lag 1; offered while version 1 is current
+  EXPECT_EQ(OfferOutcome(*q, Member("a1", "L1", 0, /*version=*/0), 1), Ack::ACCEPTED);
+  EXPECT_EQ(OfferOutcome(*q, Member("a2", "L1", 0, /*version=*/1), 1), Ack::ACCEPTED);
+  EXPECT_EQ(OfferOutcome(*q, Member("b1", "L1", 1, /*version=*/0), 1), Ack::ACCEPTED);  // held
+  EXPECT_EQ(OfferOutcome(*q, Member("c1", "L2", 0, /*version=*/1), 1), Ack::ACCEPTED);
+  EXPECT_EQ(OfferOutcome(*q, Member("c2", "L2", 0, /*version=*/1), 1), Ack::ACCEPTED);
   // At version 2 a1 and b1 are stale: group a goes whole, the held b1 too (b is voided).
   EXPECT_THAT(Ids(q->PopBatch(4, 2, kNoWait)), ElementsAre("c1", "c2"));
   TrajectoryLedger l = q->Ledger();

@@ -42,9 +42,13 @@ absl::Status WeightStore::Publish(
 }
 
 absl::StatusOr<std::shared_ptr<const PublishedVersion>> WeightStore::Get(int64_t version) const {
+  if (version < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("policy version ", version, " is negative (0 asks for the newest)"));
+  }
   absl::MutexLock lock(&mu_);
   if (versions_.empty()) return absl::NotFoundError("no policy version published yet");
-  if (version <= 0) return versions_.back();
+  if (version == 0) return versions_.back();
   for (const auto& v : versions_) {
     if (v->version == version) return v;
   }

@@ -54,8 +54,9 @@ class WeightStore {
                        const std::vector<std::pair<std::string, torch::Tensor>>& tensors)
       ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Returns `version` (0 or below = the newest). Errors: NOT_FOUND before the first
-  // publication, FAILED_PRECONDITION for a version no longer (or not yet) kept.
+  // Returns `version` (0 = the newest). Errors: INVALID_ARGUMENT for a negative version,
+  // NOT_FOUND before the first publication, FAILED_PRECONDITION for a version no longer (or
+  // not yet) kept.
   absl::StatusOr<std::shared_ptr<const PublishedVersion>> Get(int64_t version) const
       ABSL_LOCKS_EXCLUDED(mu_);
 
