@@ -6,7 +6,9 @@
 # of ../shared where there are some (copied into build/fuzz/work, never into the project).
 # Prints one JSON line per target: executions, executions/s, coverage (edges) and features,
 # corpus size, and crashes (each kept under build/fuzz/artifacts/<target>/). With --merge, the
-# inputs that add coverage (at most 16 KiB each) are merged into tests/fuzz/corpus/<target>.
+# runs start from the regression corpus alone (no fixtures: nothing derived from ../shared may
+# enter the project) and the inputs that add coverage (at most 16 KiB each) are merged into
+# tests/fuzz/corpus/<target>.
 # Exit status 1 when a target crashed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,12 +50,14 @@ run_one() {
   rm -rf "$WORK/$t"
   mkdir -p "$corpus" "$art"
   cp tests/fuzz/corpus/"$t"/* "$corpus"/
-  for f in $(seed "$t"); do cp "$f" "$corpus/fixture-$(basename "$f")"; done
-  case $t in records)  # the first records of the real data, not the whole files
-    [[ -d $SHARED/data/hh ]] && head -c 4096 "$SHARED"/data/hh/red-team-prompts.jsonl > "$corpus/fixture-red-team" || true ;;
-  esac
+  if [[ $MERGE == 0 ]]; then
+    for f in $(seed "$t"); do cp "$f" "$corpus/fixture-$(basename "$f")"; done
+    case $t in records)  # the first records of the real data, not the whole files
+      [[ -d $SHARED/data/hh ]] && head -c 4096 "$SHARED"/data/hh/red-team-prompts.jsonl > "$corpus/fixture-red-team" || true ;;
+    esac
+  fi
   local max_len=16384
-  [[ $t == safetensors || $t == tokenizer ]] && max_len=65536
+  [[ $MERGE == 0 && ($t == safetensors || $t == tokenizer) ]] && max_len=65536
   local log=$WORK/$t/fuzz.log rc=0
   (cd "$WORK/$t" && TMPDIR=$PWD "$OLDPWD/build/fuzz/tests/fuzz/${t}_fuzz" corpus \
       -max_total_time="$SECONDS_PER" -max_len=$max_len -rss_limit_mb=4096 -timeout=30 \
@@ -66,10 +70,8 @@ run_one() {
   printf '{"fuzz":"%s","seconds":%s,"execs":%s,"execs_per_s":%s,"cov":%s,"ft":%s,"corpus":%s,"crashes":%s,"exit":%s,"log":"%s"}\n' \
     "$t" "$SECONDS_PER" "${execs:-0}" "$(( ${execs:-0} / SECONDS_PER ))" "${cov:-0}" "${ft:-0}" \
     "$(ls "$corpus" | wc -l)" "$crashes" "$rc" "$log"
-  if [[ $MERGE == 1 ]]; then  # only what the fuzzer made: the fixtures stay in ../shared
-    mkdir -p "$WORK/$t/new"
-    find "$corpus" -type f ! -name 'fixture-*' ! -name 'seed-*' -exec cp {} "$WORK/$t/new/" \;
-    "build/fuzz/tests/fuzz/${t}_fuzz" -merge=1 -max_len=16384 tests/fuzz/corpus/"$t" "$WORK/$t/new" \
+  if [[ $MERGE == 1 ]]; then
+    "build/fuzz/tests/fuzz/${t}_fuzz" -merge=1 -max_len=16384 tests/fuzz/corpus/"$t" "$corpus" \
       > "$WORK/$t/merge.log" 2>&1 || true
     find tests/fuzz/corpus/"$t" -type f -size +16k -delete
   fi

@@ -76,6 +76,17 @@ const std::vector<ConfigCase> kConfigCases = RegisterCases<TempDir>(
                 "ppo: [1, 2\n"),
         Learner("config-message-as-scalar", "ppo: 5 (a number for a message)", "ppo",
                 "ppo: 5\n"),
+        Learner("config-recursive-alias", "&x on the document, ppo: *x (a node containing itself; "
+                "found by fuzzing: it overflowed the stack)",
+                "nested deeper than 64 levels", "&x\nppo: *x\n"),
+        {"config-json-too-deep", "JSON arrays nested 100,000 deep", "INVALID_ARGUMENT",
+         "nested deeper than 64 levels",
+         [](TempDir&) {
+           rlhf::v1::LearnerConfig config;
+           return FromStatus(config::LoadConfigFromString(
+               "{\"ppo\": " + std::string(100000, '[') + std::string(100000, ']') + "}",
+               config::ConfigFormat::kJson, {}, &config));
+         }},
         {"config-bad-override", "--set ppo.batch_sise=4 (unknown path)", "INVALID_ARGUMENT",
          "batch_sise",
          [](TempDir&) { return LoadLearnerYaml(LearnerYaml(), {"ppo.batch_sise=4"}); }},

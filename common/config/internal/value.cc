@@ -5,6 +5,7 @@
 #include <exception>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <stdexcept>
 
 #include "absl/strings/str_cat.h"
 
@@ -13,8 +14,17 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
-// Throws YAML::Exception (caught by ParseYaml) for keys that are not scalars.
-Value FromYaml(const YAML::Node& node) {
+// Deeper than any config: a document beyond it is an error, not a stack overflow (a YAML alias
+// to a node that contains it is infinitely deep).
+constexpr int kMaxDepth = 64;
+
+// Throws YAML::Exception (caught by ParseYaml) for keys that are not scalars and for nesting
+// deeper than kMaxDepth.
+Value FromYaml(const YAML::Node& node, int depth = 0) {
+  if (depth > kMaxDepth) {
+    throw YAML::Exception(node.Mark(), absl::StrCat("nested deeper than ", kMaxDepth,
+                                                    " levels (an alias to a node containing it?)"));
+  }
   Value value;
   value.line = node.Mark().is_null() ? 0 : node.Mark().line + 1;
   switch (node.Type()) {
@@ -25,7 +35,7 @@ Value FromYaml(const YAML::Node& node) {
       break;
     case YAML::NodeType::Sequence:
       value.kind = Value::Kind::kList;
-      for (const YAML::Node& item : node) value.items.push_back(FromYaml(item));
+      for (const YAML::Node& item : node) value.items.push_back(FromYaml(item, depth + 1));
       break;
     case YAML::NodeType::Map:
       value.kind = Value::Kind::kMap;
@@ -33,7 +43,7 @@ Value FromYaml(const YAML::Node& node) {
         if (!entry.first.IsScalar()) {
           throw YAML::Exception(entry.first.Mark(), "mapping keys must be plain names");
         }
-        value.entries.emplace_back(entry.first.Scalar(), FromYaml(entry.second));
+        value.entries.emplace_back(entry.first.Scalar(), FromYaml(entry.second, depth + 1));
       }
       break;
     default:  // Null, Undefined.
@@ -103,7 +113,10 @@ absl::StatusOr<Value> ParseJson(const std::string& text) {
   // One set of keys per open object, to find duplicates (nlohmann keeps the last silently).
   std::vector<std::set<std::string>> open;
   std::string duplicate;
-  auto on_event = [&](int /*depth*/, Json::parse_event_t event, Json& parsed) {
+  auto on_event = [&](int depth, Json::parse_event_t event, Json& parsed) {
+    if (depth > kMaxDepth) {  // FromJson recurses: bounded here
+      throw std::invalid_argument(absl::StrCat("nested deeper than ", kMaxDepth, " levels"));
+    }
     if (event == Json::parse_event_t::object_start) open.emplace_back();
     if (event == Json::parse_event_t::object_end) open.pop_back();
     if (event == Json::parse_event_t::key &&
