@@ -47,7 +47,7 @@ seed() {  # target -> extra seed files from the fixtures and the project's own c
 
 run_one() {
   local t=$1 corpus=$WORK/$1/corpus art=build/fuzz/artifacts/$1/
-  rm -rf "$WORK/$t"
+  rm -rf "$WORK/$t" "$art"
   mkdir -p "$corpus" "$art"
   cp tests/fuzz/corpus/"$t"/* "$corpus"/
   if [[ $MERGE == 0 ]]; then
