@@ -290,13 +290,12 @@ LearnerService::LearnerService(const LearnerServiceOptions& options, PromptPool*
                                         "] (limits.max_batch), got ", request->max_prompts())));
     return reactor;
   }
-  if (options_.max_prompts_in_flight > 0 &&
-      pool_->LeaseSize(request->max_prompts()) > options_.max_prompts_in_flight) {
+  if (const int size = pool_->LeaseSize(request->max_prompts());
+      options_.max_prompts_in_flight > 0 && size > options_.max_prompts_in_flight) {
     // Such a lease could never find room: it would be answered empty forever.
     reactor->Finish(Status(
         StatusCode::INVALID_ARGUMENT,
-        absl::StrCat("max_prompts ", request->max_prompts(), " (a lease of ",
-                     pool_->LeaseSize(request->max_prompts()),
+        absl::StrCat("max_prompts ", request->max_prompts(), " (a lease of ", size,
                      " prompts) exceeds the learner's max_prompts_in_flight of ",
                      options_.max_prompts_in_flight)));
     return reactor;

@@ -37,28 +37,20 @@ uint64_t GetLE(const char* p, int bytes) {
 
 bool KnownKind(char k) { return std::strchr("ADISPXCRaU", k) != nullptr && k != '\0'; }
 
-absl::StatusOr<std::string> ReadAll(const std::string& path, bool* exists) {
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    *exists = false;
-    if (errno == ENOENT) return std::string();
-    return absl::InternalError(absl::StrCat("cannot open ", path, ": ", std::strerror(errno)));
-  }
-  *exists = true;
-  std::string data;
-  char buf[1 << 16];
-  while (true) {
-    const ssize_t n = read(fd, buf, sizeof(buf));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      close(fd);
-      return absl::InternalError(absl::StrCat("cannot read ", path, ": ", std::strerror(errno)));
-    }
-    if (n == 0) break;
-    data.append(buf, static_cast<size_t>(n));
-  }
-  close(fd);
+// The journal's bytes; a missing file is an empty journal. Internal for an unreadable file.
+absl::StatusOr<std::string> ReadAll(const std::string& path) {
+  absl::StatusOr<std::string> data = file::ReadFileToString(path);
+  if (absl::IsNotFound(data.status())) return std::string();
+  if (!data.ok()) return absl::InternalError(data.status().message());
   return data;
+}
+
+// fdatasync(2) of the journal's descriptor `fd`.
+absl::Status SyncFile(int fd, const std::string& path) {
+  if (fdatasync(fd) != 0) {
+    return absl::InternalError(absl::StrCat("cannot sync ", path, ": ", std::strerror(errno)));
+  }
+  return absl::OkStatus();
 }
 
 // Calls `fn(kind, payload, offset)` for each whole record; returns the length of the whole
@@ -86,8 +78,7 @@ absl::StatusOr<size_t> ForEachRecord(
 
 absl::StatusOr<std::unique_ptr<TrajectoryJournal>> TrajectoryJournal::Open(const std::string& path,
                                                                            Sync sync) {
-  bool exists = false;
-  absl::StatusOr<std::string> data = ReadAll(path, &exists);
+  absl::StatusOr<std::string> data = ReadAll(path);
   if (!data.ok()) return data.status();
   absl::StatusOr<size_t> whole =
       ForEachRecord(*data, path, [](char, absl::string_view, size_t) { return absl::OkStatus(); });
@@ -101,12 +92,16 @@ absl::StatusOr<std::unique_ptr<TrajectoryJournal>> TrajectoryJournal::Open(const
     return absl::InternalError(
         absl::StrCat("cannot cut the torn tail of ", path, ": ", std::strerror(errno)));
   }
-  if (sync != Sync::kNone && fdatasync(fd) != 0) {  // what an earlier run left unsynced
-    close(fd);
-    return absl::InternalError(absl::StrCat("cannot sync ", path, ": ", std::strerror(errno)));
+  if (sync != Sync::kNone) {  // what an earlier run left unsynced
+    if (absl::Status s = SyncFile(fd, path); !s.ok()) {
+      close(fd);
+      return s;
+    }
   }
   std::unique_ptr<TrajectoryJournal> journal(new TrajectoryJournal(path, fd, sync));
-  if (sync == Sync::kBatch) journal->sync_thread_ = std::thread([j = journal.get()] { j->SyncLoop(); });
+  if (sync == Sync::kBatch) {
+    journal->sync_thread_ = std::thread([j = journal.get()] { j->SyncLoop(); });
+  }
   return journal;
 }
 
@@ -167,7 +162,7 @@ absl::Status TrajectoryJournal::Append(Kind kind, const std::string& payload) {
 absl::Status TrajectoryJournal::Write(const std::string& record) {
   absl::MutexLock lock(&mu_);
   RLHF_RETURN_IF_ERROR(WriteLocked(record));
-  return sync_ == Sync::kEvery ? SyncLocked() : absl::OkStatus();
+  return sync_ == Sync::kEvery ? SyncFile(fd_, path_) : absl::OkStatus();
 }
 
 absl::Status TrajectoryJournal::WriteLocked(const std::string& record) {
@@ -185,12 +180,6 @@ absl::Status TrajectoryJournal::WriteLocked(const std::string& record) {
   return absl::OkStatus();
 }
 
-absl::Status TrajectoryJournal::SyncLocked() {
-  if (fdatasync(fd_) != 0) {
-    return absl::InternalError(absl::StrCat("cannot sync ", path_, ": ", std::strerror(errno)));
-  }
-  return absl::OkStatus();
-}
 
 absl::Status TrajectoryJournal::AwaitDurable() {
   if (sync_ != Sync::kBatch) return absl::OkStatus();
@@ -210,9 +199,7 @@ absl::Status TrajectoryJournal::AwaitDurable() {
     fd = fd_;  // stays open: only Compact replaces it, and it takes sync_mu_ first
     through = written_;
   }
-  if (fdatasync(fd) != 0) {
-    return absl::InternalError(absl::StrCat("cannot sync ", path_, ": ", std::strerror(errno)));
-  }
+  RLHF_RETURN_IF_ERROR(SyncFile(fd, path_));
   synced_ = through;
   return absl::OkStatus();
 }
@@ -254,8 +241,7 @@ absl::StatusOr<TrajectoryJournal::CompactStats> TrajectoryJournal::Compact() {
   absl::MutexLock sync_lock(&sync_mu_);  // fd_ is replaced below
   absl::MutexLock lock(&mu_);            // no record is appended meanwhile
   CompactStats stats;
-  bool exists = false;
-  absl::StatusOr<std::string> data = ReadAll(path_, &exists);
+  absl::StatusOr<std::string> data = ReadAll(path_);
   if (!data.ok()) return data.status();
   stats.bytes_before = static_cast<int64_t>(data->size());
   absl::StatusOr<JournalState> state = ParseJournal(*data, path_);
@@ -340,8 +326,7 @@ int64_t JournalState::Count(Fate fate) const {
 
 absl::StatusOr<JournalState> ReadJournal(const std::string& path,
                                          std::vector<rlhf::v1::Trajectory>* queued) {
-  bool exists = false;
-  absl::StatusOr<std::string> data = ReadAll(path, &exists);
+  absl::StatusOr<std::string> data = ReadAll(path);
   if (!data.ok()) return data.status();
   return ParseJournal(*data, path, queued);
 }

@@ -120,7 +120,6 @@ class TrajectoryJournal {
       : path_(std::move(path)), sync_(sync), fd_(fd) {}
   absl::Status Append(Kind kind, const std::string& payload) ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status WriteLocked(const std::string& record) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status SyncLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SyncLoop() ABSL_LOCKS_EXCLUDED(pending_mu_);
   bool SyncWanted() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(pending_mu_) {
     return stopping_ || !pending_.empty();
