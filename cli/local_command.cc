@@ -356,6 +356,26 @@ absl::Status RunFleet(const rlhf::v1::LocalConfig& c, const std::string& run_dir
     std::fflush(stdout);
     return absl::OkStatus();
   };
+  // reward and reference: one killed by a signal is started again on its own address, as a
+  // Deployment would restart it (the workers' channels reconnect and their retries cover the
+  // gap); an error exit fails the run, since a restart would only repeat it.
+  int service_restarts = 0;
+  auto tend_service = [&](ServiceProcess** proc, auto& config, const std::string& binary,
+                          const std::string& health_service) -> absl::Status {
+    auto exited = (*proc)->Poll();
+    if (!exited.ok()) return absl::OkStatus();
+    if (*exited <= 128) return Failed(*proc, *exited);
+    const std::string name = (*proc)->name();
+    const std::string address = (*proc)->address();
+    fleet.Forget(*proc);
+    *proc = nullptr;
+    config.mutable_server()->set_listen_address(address);
+    RLHF_ASSIGN_OR_RETURN(*proc, fleet.Start(absl::StrCat(binary, "-", ++service_restarts), binary,
+                                             config, health_service));
+    std::printf("rlhf local: %s exited with %d; restarted as %s on %s\n", name.c_str(), *exited,
+                (*proc)->name().c_str(), address.c_str());
+    return absl::OkStatus();
+  };
   std::printf(
       "rlhf local: %d rollout workers; %d learner rank(s); %d PPO steps of %d trajectories; run "
       "directory %s\n",
@@ -372,9 +392,14 @@ absl::Status RunFleet(const rlhf::v1::LocalConfig& c, const std::string& run_dir
       return absl::CancelledError(absl::StrCat("interrupted by signal ", g_signal));
     }
     RLHF_RETURN_IF_ERROR(tend_workers());
+    RLHF_RETURN_IF_ERROR(tend_service(&reward_proc, reward, "reward", "rlhf.v1.Reward"));
+    RLHF_RETURN_IF_ERROR(
+        tend_service(&reference_proc, reference, "reference", "rlhf.v1.Reference"));
     int code = 0;
     std::vector<ServiceProcess*> tended = workers;
     tended.insert(tended.end(), learner_ranks.begin(), learner_ranks.end());
+    tended.push_back(reward_proc);
+    tended.push_back(reference_proc);
     if (ServiceProcess* gone = fleet.FindExited(tended, &code)) return Failed(gone, code);
     // Ranks > 0 exit 0 when rank 0 tells them the run is over; any other exit fails the run.
     for (size_t r = 1; r < learner_ranks.size(); ++r) {

@@ -258,8 +258,9 @@ nlohmann::json ExpectReportBalances(const std::string& run_dir, int steps) {
 
 // Chaos: 3 workers; every 7 steps (and at least 1 s apart: every few seconds here) a random live
 // worker is SIGKILLed (and replaced by the launcher); one worker is added (SIGUSR1) and one
-// removed gracefully (SIGUSR2). The run reaches
-// its step count, and its ledger balances per trajectory id.
+// removed gracefully (SIGUSR2); the reward service is SIGKILLed once and the reference service
+// once (each restarted on its own address by the launcher). The run reaches its step count, and
+// its ledger balances per trajectory id.
 TEST(PpoE2eTest, ChaosRunWithKilledAddedAndRemovedWorkersKeepsAnExactLedger) {
   const std::string dir = TempDir("chaos");
   const int steps = 50;
@@ -281,6 +282,7 @@ TEST(PpoE2eTest, ChaosRunWithKilledAddedAndRemovedWorkersKeepsAnExactLedger) {
   };
   int kills = 0;
   bool added = false, removed = false;
+  bool reward_killed = false, reference_killed = false;
   int step = 0;
   int next_kill_step = 6;
   absl::Time last_kill = absl::InfinitePast();
@@ -296,6 +298,12 @@ TEST(PpoE2eTest, ChaosRunWithKilledAddedAndRemovedWorkersKeepsAnExactLedger) {
     if (!added) {
       launcher.Signal(SIGUSR1);
       added = true;
+    } else if (step >= 20 && !reward_killed) {
+      const int pid = ChildPid(log, "reward");
+      reward_killed = pid > 0 && kill(pid, SIGKILL) == 0;
+    } else if (step >= 30 && !reference_killed) {
+      const int pid = ChildPid(log, "reference");
+      reference_killed = pid > 0 && kill(pid, SIGKILL) == 0;
     } else if (kills == 2 && !removed) {
       launcher.Signal(SIGUSR2);
       removed = true;  // a second SIGUSR2 would remove another one
@@ -313,6 +321,13 @@ TEST(PpoE2eTest, ChaosRunWithKilledAddedAndRemovedWorkersKeepsAnExactLedger) {
   });
   ASSERT_EQ(code, 0) << output;
   EXPECT_GE(kills, 3) << output;
+  EXPECT_TRUE(reward_killed && reference_killed) << output;
+  EXPECT_NE(output.find("rlhf local: reward exited with 137; restarted as reward-"),
+            std::string::npos)
+      << output;
+  EXPECT_NE(output.find("rlhf local: reference exited with 137; restarted as reference-"),
+            std::string::npos)
+      << output;
   EXPECT_NE(output.find("added rollout-3 (4 workers)"), std::string::npos) << output;
   EXPECT_NE(output.find("(exit 0; "), std::string::npos) << "graceful removal\n" << output;
   EXPECT_NE(output.find(absl::StrCat("step ", steps, "/", steps)), std::string::npos) << output;
@@ -376,6 +391,7 @@ TEST(PpoE2eTest, LocalRunWithTwoLearnerRanks) {
   // (across both attempts) exact.
   config["learner"]["total_steps"] = 40;
   config["learner"]["checkpoint_every"] = 2;
+  config["learner"]["keep_checkpoints"] = 3;
   const std::string log = dir + "/launcher.log";
   const absl::Time start = absl::Now();
   absl::Time killed = absl::InfiniteFuture();
@@ -398,6 +414,15 @@ TEST(PpoE2eTest, LocalRunWithTwoLearnerRanks) {
             std::string::npos);
   const nlohmann::json report = ExpectReportBalances(dir + "/run", 40);
   EXPECT_EQ(report["ledger"]["learner_restarts"].get<int>(), 2);
+  // keep_checkpoints: 3: the newest three are left, the one `latest` names among them.
+  std::vector<std::string> kept;
+  for (const auto& entry : fs::directory_iterator(dir + "/run/checkpoints")) {
+    if (entry.path().filename().string().rfind("step-", 0) == 0) {
+      kept.push_back(entry.path().filename().string());
+    }
+  }
+  std::sort(kept.begin(), kept.end());
+  EXPECT_EQ(kept, (std::vector<std::string>{"step-00000036", "step-00000038", "step-00000040"}));
 }
 
 // Sums the samples of metric `name` in a Prometheus text exposition.

@@ -92,6 +92,7 @@ absl::Status ValidateLearnerConfig(const rlhf::v1::LearnerConfig& c) {
   if (c.max_queue() < ppo.batch_size()) return bad("max_queue must be >= ppo.batch_size");
   if (c.max_policy_lag() < 0) return bad("max_policy_lag must be >= 0");
   if (c.checkpoint_every() < 0) return bad("checkpoint_every must be >= 0");
+  if (c.keep_checkpoints() < 0) return bad("keep_checkpoints must be >= 0 (0 = keep all)");
   if (c.keep_versions() < 1) return bad("keep_versions must be >= 1");
   if (c.weight_chunk_bytes() <= 0) return bad("weight_chunk_bytes must be > 0");
   if (c.sampling().max_new_tokens() <= 0) return bad("sampling.max_new_tokens must be > 0");
@@ -444,6 +445,32 @@ absl::Status Learner::Loop(const EventCallback& on_event) {
   return absl::OkStatus();
 }
 
+// Deletes all but the newest keep_checkpoints step-NNNNNNNN directories (names sort by step).
+// Best effort: a directory that cannot be deleted is logged and tried again next time.
+void Learner::RemoveOldCheckpoints() {
+  if (config_.keep_checkpoints() <= 0) return;
+  std::vector<std::string> steps;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(config_.checkpoint_dir(), ec)) {
+    const std::string name = entry.path().filename().string();
+    if (entry.is_directory() && name.size() == 13 && name.rfind("step-", 0) == 0 &&
+        name.find_first_not_of("0123456789", 5) == std::string::npos) {
+      steps.push_back(name);
+    }
+  }
+  if (ec) {
+    LOG(WARNING) << "cannot list " << config_.checkpoint_dir() << ": " << ec.message();
+    return;
+  }
+  std::sort(steps.begin(), steps.end());
+  const size_t keep = static_cast<size_t>(config_.keep_checkpoints());
+  for (size_t i = 0; i + keep < steps.size(); ++i) {
+    const std::string old = config_.checkpoint_dir() + "/" + steps[i];
+    fs::remove_all(old, ec);
+    if (ec) LOG(WARNING) << "cannot delete old checkpoint " << old << ": " << ec.message();
+  }
+}
+
 absl::Status Learner::WriteCheckpoint() {
   const std::string name = absl::StrFormat("step-%08d", trainer_->step());
   const std::string dir = config_.checkpoint_dir() + "/" + name;
@@ -459,6 +486,7 @@ absl::Status Learner::WriteCheckpoint() {
   if (ec) return absl::InternalError(absl::StrCat("cannot rename ", tmp, ": ", ec.message()));
   RLHF_RETURN_IF_ERROR(WriteFileAtomically(config_.checkpoint_dir() + "/latest", name + "\n"));
   LOG(INFO) << "checkpoint " << dir;
+  RemoveOldCheckpoints();
   if (journal_ != nullptr) {  // what this checkpoint covers needs only its ids from now on
     RLHF_ASSIGN_OR_RETURN(TrajectoryJournal::CompactStats c, journal_->Compact());
     LOG(INFO) << "journal compacted: " << c.bytes_before << " -> " << c.bytes_after << " bytes ("

@@ -117,6 +117,7 @@ class Learner {
   // With groups: expires overdue leases and drops from the queue the groups the pool voided.
   void DropVoidedGroups();
   absl::Status WriteCheckpoint();
+  void RemoveOldCheckpoints();
   nlohmann::json LedgerJson() const;
 
   // Constant after construction.

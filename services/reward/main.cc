@@ -23,6 +23,7 @@ absl::Status Run(const rlhf::grpc_util::ServiceArgs& args) {
   RLHF_ASSIGN_OR_RETURN(auto scorer, rlhf::reward::CreateScorer(config));
   rlhf::reward::RewardServiceOptions options;
   options.max_request_items = config.limits().max_batch();
+  options.max_text_bytes = config.limits().max_text_bytes();
   options.batching = rlhf::batching::BatcherOptionsFromConfig(config.batching());
   rlhf::metrics::BatcherMetrics batcher_metrics(*registry, "reward", options.batching.max_batch);
   options.batching.observer = &batcher_metrics;

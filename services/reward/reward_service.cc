@@ -7,6 +7,9 @@ namespace rlhf::reward {
 
 absl::Status Validate(const RewardServiceOptions& o) {
   if (o.max_request_items < 1) return absl::InvalidArgumentError("max_request_items must be >= 1");
+  if (o.max_text_bytes < 1) {
+    return absl::InvalidArgumentError("limits.max_text_bytes must be >= 1");
+  }
   return batching::Validate(o.batching);
 }
 
@@ -37,6 +40,14 @@ absl::Status RewardService::CheckRequest(const rlhf::v1::ScoreRequest& request) 
     const auto& item = request.items(i);
     if (item.response_tokens().empty() && item.response_text().empty()) {
       return absl::InvalidArgumentError(absl::StrCat("item ", i, ": empty response"));
+    }
+    for (const auto& [field, text] : {std::pair{"prompt_text", &item.prompt_text()},
+                                      std::pair{"response_text", &item.response_text()}}) {
+      if (text->size() > static_cast<size_t>(options_.max_text_bytes)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("item ", i, ": ", field, " has ", text->size(),
+                         " bytes; the limit is limits.max_text_bytes = ", options_.max_text_bytes));
+      }
     }
   }
   return absl::OkStatus();

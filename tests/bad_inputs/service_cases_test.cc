@@ -82,6 +82,7 @@ class RewardEnv {
       std::unique_ptr<grpc_util::Server>* server) {
     reward::RewardServiceOptions options;
     options.max_request_items = 4;
+    options.max_text_bytes = 200000;  // above the catastrophic-regex case's 100,000
     auto created = reward::RewardService::Create(std::move(scorer), options);
     EXPECT_TRUE(created.ok()) << created.status();
     *service = std::move(*created);
@@ -139,6 +140,12 @@ const std::vector<RewardCase> kRewardCases = RegisterCases<RewardEnv>(
          [](RewardEnv& env) {
            return env.ScoreModel(
                TokenItems({{std::vector<int64_t>(60, 3), std::vector<int64_t>(10, 4)}}));
+         }},
+        {"score-text-too-long", "a response text of 200,001 bytes; limits.max_text_bytes 200,000",
+         "INVALID_ARGUMENT", "item 0: response_text has 200001 bytes",
+         [](RewardEnv& env) {
+           rlhf::v1::ScoreResponse response;
+           return env.ScoreRules(TextItems({std::string(200001, 'a')}), &response);
          }},
         {"score-catastrophic-regex",
          "rule (a+)+b on a response of 100,000 a's (exponential for a backtracking engine)", "OK",
