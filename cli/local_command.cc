@@ -386,7 +386,20 @@ absl::Status RunFleet(const rlhf::v1::LocalConfig& c, const std::string& run_dir
   std::ofstream steps(run_dir + "/steps.jsonl");
   nlohmann::json done_event;
   bool done = false;
+  bool stopping = false;  // the learner was asked to stop after its current step
   while (!done) {
+    if (g_signal != 0 && !stopping) {
+      // The first Ctrl-C (or SIGTERM) is a graceful stop: the learner ends its step, writes a
+      // checkpoint and reports "stopped", and the run's ledger is reconciled as at the end.
+      std::printf(
+          "rlhf local: signal %d: the learner stops after its current step (again to stop at "
+          "once)\n",
+          static_cast<int>(g_signal));
+      std::fflush(stdout);
+      g_signal = 0;
+      stopping = true;
+      learner_proc->process().Signal(SIGTERM);
+    }
     if (g_signal != 0) {
       std::printf("rlhf local: signal %d, stopping every process\n", static_cast<int>(g_signal));
       return absl::CancelledError(absl::StrCat("interrupted by signal ", g_signal));
@@ -420,6 +433,13 @@ absl::Status RunFleet(const rlhf::v1::LocalConfig& c, const std::string& run_dir
       std::printf("%s\n", ProgressLine(event, learner.total_steps()).c_str());
     } else if (kind == "done") {
       std::printf("rlhf local: done after %d steps; learner ledger %s\n", event.value("step", 0),
+                  event["ledger"].dump().c_str());
+      done_event = event;
+      done = true;
+    } else if (kind == "stopped") {  // by a signal: ours, or one sent to the learner itself
+      std::printf("rlhf local: the learner stopped at step %d of %d (%d trajectories of a partial "
+                  "batch not trained on); learner ledger %s\n",
+                  event.value("step", 0), learner.total_steps(), event.value("discarded", 0),
                   event["ledger"].dump().c_str());
       done_event = event;
       done = true;

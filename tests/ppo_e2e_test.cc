@@ -338,6 +338,35 @@ TEST(PpoE2eTest, ChaosRunWithKilledAddedAndRemovedWorkersKeepsAnExactLedger) {
   EXPECT_GE(report["workers_started"].get<int>(), 4 + kills) << output;
 }
 
+// Ctrl-C: the first SIGINT to the launcher stops the learner after its current step, with a
+// checkpoint; the run then reconciles its ledger as at the end and exits 0.
+TEST(PpoE2eTest, InterruptedLocalRunStopsGracefullyWithABalancedLedger) {
+  const std::string dir = TempDir("sigint");
+  nlohmann::json config = Sections(dir, 500);
+  config["run_dir"] = dir + "/run";
+  config["rollout_workers"] = 2;
+  bool sent = false;
+  auto [code, output] = RunLocal(dir, config, [&](const std::string& line, auto& launcher) {
+    if (!sent && line.rfind("step 4/", 0) == 0) {
+      launcher.Signal(SIGINT);
+      sent = true;
+    }
+  });
+  ASSERT_EQ(code, 0) << output;
+  EXPECT_NE(output.find("the learner stops after its current step"), std::string::npos) << output;
+  EXPECT_NE(output.find("rlhf local: the learner stopped at step "), std::string::npos) << output;
+  std::ifstream in(dir + "/run/report.json");
+  const nlohmann::json report = nlohmann::json::parse(in, nullptr, false);
+  ASSERT_FALSE(report.is_discarded());
+  const int steps = report["steps"].get<int>();
+  EXPECT_GE(steps, 4);
+  EXPECT_LT(steps, 500);
+  EXPECT_TRUE(report["ledger"]["balanced"].get<bool>()) << report.dump();
+  EXPECT_EQ(report["ledger"]["consumed"].get<int>(), steps * 16) << report.dump();
+  EXPECT_EQ(report["ledger"]["consumed_twice"].get<int>(), 0);
+  EXPECT_TRUE(fs::exists(absl::StrFormat("%s/run/checkpoints/step-%08d", dir, steps)));
+}
+
 // Critic-free RLOO under `rlhf local`: every prompt is leased as 4 copies and trained on as one
 // group (the trainer refuses any batch that is not whole groups), no critic is trained or
 // checkpointed, and the per-id ledger balances.

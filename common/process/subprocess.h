@@ -25,7 +25,9 @@ struct SubprocessOptions {
 
 class Subprocess {
  public:
-  // Starts argv[0] (looked up in PATH when it has no '/') with its stdout on a pipe to us.
+  // Starts argv[0] (looked up in PATH when it has no '/') with its stdout on a pipe to us. The
+  // child gets SIGTERM when the calling thread ends (PR_SET_PDEATHSIG): start children from a
+  // thread that lives as long as they should, and none is left behind by a killed launcher.
   // Errors: InvalidArgument for an empty argv, Internal when fork/exec set-up fails (a
   // program that cannot be executed exits with status 127).
   static absl::StatusOr<std::unique_ptr<Subprocess>> Start(const std::vector<std::string>& argv,
