@@ -4,7 +4,9 @@
 #include <link.h>
 #include <malloc.h>
 #include <sched.h>
+#include <unistd.h>
 
+#include <cstdio>
 #include <string>
 
 #include <ATen/Parallel.h>
@@ -69,6 +71,25 @@ absl::Status InitTorchRuntime(int num_threads) {
   LOG(INFO) << "torch intra-op threads: " << n << " (allowed CPUs: " << allowed
             << "); BLAS: " << BlasDescription();
   return absl::OkStatus();
+}
+
+namespace {
+int64_t ResidentBytes() {
+  std::FILE* f = std::fopen("/proc/self/statm", "r");
+  if (f == nullptr) return 0;
+  long long pages = 0, resident = 0;
+  const int n = std::fscanf(f, "%lld %lld", &pages, &resident);
+  std::fclose(f);
+  return n == 2 ? static_cast<int64_t>(resident) * sysconf(_SC_PAGESIZE) : 0;
+}
+}  // namespace
+
+ReleasedMemory ReleaseFreeHeapMemory() {
+  ReleasedMemory r;
+  r.rss_before = ResidentBytes();
+  malloc_trim(0);
+  r.rss_after = ResidentBytes();
+  return r;
 }
 
 void MakeThisThreadSerial() {

@@ -4,6 +4,7 @@
 #ifndef RLHF_COMMON_RUNTIME_RUNTIME_H_
 #define RLHF_COMMON_RUNTIME_RUNTIME_H_
 
+#include <cstdint>
 #include <string>
 
 #include "absl/status/status.h"
@@ -29,6 +30,17 @@ absl::Status InitTorchRuntime(int num_threads);
 // every parallel region a futex wake-up (a PPO step measured 1.5x slower). A second thread pool
 // on the main thread is what pushed services over. Call after InitTorchRuntime.
 void MakeThisThreadSerial();
+
+// Gives the free memory of every malloc arena back to the system (malloc_trim). The settings
+// InitTorchRuntime makes keep freed memory for the next step's tensors (up to M_TRIM_THRESHOLD
+// in the main heap, M_TOP_PAD per thread heap), so that a long-running process's resident size
+// otherwise climbs to the high-water mark of every arena. Call it after rare, large transient
+// work (a checkpoint); returns the bytes resident before and after.
+struct ReleasedMemory {
+  int64_t rss_before = 0;
+  int64_t rss_after = 0;
+};
+ReleasedMemory ReleaseFreeHeapMemory();
 
 }  // namespace rlhf::runtime
 

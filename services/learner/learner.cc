@@ -8,6 +8,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
 #include "common/file/file.h"
+#include "common/runtime/runtime.h"
 #include "common/checkpoint/checkpoint.h"
 #include "common/status/status_macros.h"
 #include "common/tokenizer/tokenizer.h"
@@ -492,6 +493,12 @@ absl::Status Learner::WriteCheckpoint() {
     LOG(INFO) << "journal compacted: " << c.bytes_before << " -> " << c.bytes_after << " bytes ("
               << c.kept_whole << " queued trajectories kept whole)";
   }
+  // The checkpoint and the compaction were the largest transients since the last one: what
+  // they (and the steps before) freed goes back to the system, or the resident size would
+  // climb to every arena's high-water mark over a long run.
+  const runtime::ReleasedMemory released = runtime::ReleaseFreeHeapMemory();
+  LOG(INFO) << "released free heap memory: resident " << released.rss_before << " -> "
+          << released.rss_after << " bytes";
   return absl::OkStatus();
 }
 

@@ -159,7 +159,7 @@ absl::StatusOr<TrajectoryQueue::OfferResult> TrajectoryQueue::Offer(Trajectory t
   // A trajectory of a group that was dropped can no longer be trained on: STALE.
   const bool voided =
       options_.group_size > 1 && valid.ok() && !stale && voided_.count(GroupKey(t)) > 0;
-  if (!id.empty() && seen_ids_.count(id) > 0) {
+  if (!id.empty() && seen_ids_.contains(IdHash(id))) {
     if (journal != nullptr)
       RLHF_RETURN_IF_ERROR(Unavailable(journal->Judged(TrajectoryJournal::kDuplicate, id)));
     ++ledger_.received;
@@ -181,7 +181,7 @@ absl::StatusOr<TrajectoryQueue::OfferResult> TrajectoryQueue::Offer(Trajectory t
     RLHF_RETURN_IF_ERROR(Unavailable(journaled));
   }
   ++ledger_.received;
-  if (!id.empty()) seen_ids_.insert(id);
+  if (!id.empty()) seen_ids_.insert(IdHash(id));
   if (!valid.ok()) {
     ++ledger_.invalid;
     result.ack = MakeAck(id, Ack::INVALID, std::string(valid.message()));
@@ -462,7 +462,7 @@ void TrajectoryQueue::Journal(TrajectoryJournal::Kind kind, const std::string& i
 void TrajectoryQueue::Restore(std::vector<Trajectory> queued, const std::vector<std::string>& seen,
                               const TrajectoryLedger& ledger) {
   absl::MutexLock lock(&mu_);
-  seen_ids_.insert(seen.begin(), seen.end());
+  for (const std::string& id : seen) seen_ids_.insert(IdHash(id));
   ledger_ = ledger;
   ledger_.queued = 0;
   ledger_.parked = 0;
