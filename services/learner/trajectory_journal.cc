@@ -362,10 +362,19 @@ absl::StatusOr<JournalState> ParseJournal(const std::string& data, const std::st
           }
           case TrajectoryJournal::kSummary: {
             if (payload.size() != 24) return corrupt(offset);
-            state.duplicates += static_cast<int64_t>(GetLE(payload.data(), 8));
-            state.resumes += static_cast<int64_t>(GetLE(payload.data() + 8, 8));
-            state.last_step =
-                std::max(state.last_step, static_cast<int64_t>(GetLE(payload.data() + 16, 8)));
+            // Counts a real run can reach; more is a corrupt file (and would overflow the sums).
+            constexpr uint64_t kMaxCount = uint64_t{1} << 48;
+            const uint64_t duplicates = GetLE(payload.data(), 8);
+            const uint64_t resumes = GetLE(payload.data() + 8, 8);
+            const uint64_t last_step = GetLE(payload.data() + 16, 8);
+            if (duplicates > kMaxCount || resumes > kMaxCount || last_step > kMaxCount ||
+                state.duplicates > static_cast<int64_t>(kMaxCount) ||
+                state.resumes > static_cast<int64_t>(kMaxCount)) {
+              return corrupt(offset);
+            }
+            state.duplicates += static_cast<int64_t>(duplicates);
+            state.resumes += static_cast<int64_t>(resumes);
+            state.last_step = std::max(state.last_step, static_cast<int64_t>(last_step));
             return absl::OkStatus();
           }
           case TrajectoryJournal::kDuplicate:
