@@ -391,14 +391,16 @@ absl::Status RunFleet(const rlhf::v1::LocalConfig& c, const std::string& run_dir
     if (g_signal != 0 && !stopping) {
       // The first Ctrl-C (or SIGTERM) is a graceful stop: the learner ends its step, writes a
       // checkpoint and reports "stopped", and the run's ledger is reconciled as at the end.
-      std::printf(
-          "rlhf local: signal %d: the learner stops after its current step (again to stop at "
-          "once)\n",
-          static_cast<int>(g_signal));
-      std::fflush(stdout);
+      // Cleared before the message, so that a second signal sent after it is never lost.
+      const int sig = g_signal;
       g_signal = 0;
       stopping = true;
       learner_proc->process().Signal(SIGTERM);
+      std::printf(
+          "rlhf local: signal %d: the learner stops after its current step (again to stop at "
+          "once)\n",
+          sig);
+      std::fflush(stdout);
     }
     if (g_signal != 0) {
       std::printf("rlhf local: signal %d, stopping every process\n", static_cast<int>(g_signal));

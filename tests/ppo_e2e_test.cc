@@ -207,12 +207,27 @@ TEST(PpoE2eTest, LocalRunFailsCleanlyWhenAProcessCannotStart) {
   EXPECT_NE(output.find("bad_prompts.jsonl:2"), std::string::npos) << output;
 }
 
-TEST(PpoE2eTest, LocalRunStopsEveryProcessOnSigint) {
-  const std::string dir = TempDir("sigint");
+int ChildPid(const std::string& launcher_log, const std::string& name);
+
+// A second Ctrl-C does not wait for the learner's step: the learner is SIGSTOPped so that the
+// graceful stop the first one asked for cannot finish, and is let go after the second.
+TEST(PpoE2eTest, LocalRunStopsEveryProcessOnASecondSigint) {
+  const std::string dir = TempDir("sigint2");
   nlohmann::json config = Sections(dir, 1000);
   config["run_dir"] = dir + "/run";
-  auto [code, output] = RunLocal(dir, config, [](const std::string& line, auto& launcher) {
-    if (line.rfind("step 1/", 0) == 0) launcher.Signal(SIGINT);
+  const std::string log = dir + "/launcher.log";
+  int learner = -1;
+  auto [code, output] = RunLocal(dir, config, [&](const std::string& line, auto& launcher) {
+    if (learner < 0 && line.rfind("step 1/", 0) == 0) {
+      learner = ChildPid(log, "learner");
+      ASSERT_GT(learner, 0);
+      ASSERT_EQ(kill(learner, SIGSTOP), 0);
+      launcher.Signal(SIGINT);
+    } else if (learner > 0 && line.find("the learner stops after its current step") !=
+                                  std::string::npos) {
+      launcher.Signal(SIGINT);
+      kill(learner, SIGCONT);
+    }
   });
   EXPECT_EQ(code, 1) << output;
   EXPECT_NE(output.find("interrupted by signal 2"), std::string::npos) << output;
