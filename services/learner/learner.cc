@@ -488,8 +488,17 @@ absl::Status Learner::WriteCheckpoint() {
   RLHF_RETURN_IF_ERROR(WriteFileAtomically(config_.checkpoint_dir() + "/latest", name + "\n"));
   LOG(INFO) << "checkpoint " << dir;
   RemoveOldCheckpoints();
-  if (journal_ != nullptr) {  // what this checkpoint covers needs only its ids from now on
+  // What this checkpoint covers needs only its ids in the journal from now on. Compacting
+  // rewrites the whole journal, whose ids grow with the run, so it happens once the journal has
+  // doubled since the last compaction: the work stays proportional to what was appended, not to
+  // checkpoints x run length, and the file within twice its compacted size.
+  std::error_code size_ec;
+  const uintmax_t journal_bytes =
+      journal_ != nullptr ? fs::file_size(journal_->path(), size_ec) : 0;
+  if (journal_ != nullptr &&
+      (size_ec || journal_bytes >= 2 * static_cast<uintmax_t>(journal_compacted_bytes_))) {
     RLHF_ASSIGN_OR_RETURN(TrajectoryJournal::CompactStats c, journal_->Compact());
+    journal_compacted_bytes_ = c.bytes_after;
     LOG(INFO) << "journal compacted: " << c.bytes_before << " -> " << c.bytes_after << " bytes ("
               << c.kept_whole << " queued trajectories kept whole)";
   }

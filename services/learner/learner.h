@@ -133,6 +133,8 @@ class Learner {
   const std::unique_ptr<LearnerService> service_;
 
   absl::Time last_told_ranks_;  // loop thread only
+  // The journal's size after its last compaction (loop thread only).
+  int64_t journal_compacted_bytes_ = 0;
   std::thread thread_;
   mutable absl::Mutex mu_;
   bool stop_requested_ ABSL_GUARDED_BY(mu_) = false;
