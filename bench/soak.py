@@ -382,7 +382,8 @@ def plot(rows, events, path, title):
     names = sorted({n for r in rows for n in r["processes"]})
     groups = {}  # restarted processes share a colour with their role
     for name in names:
-        role = name.split("-")[0] if not name.startswith("learner") else name
+        # rollout-7, reward-3 (restarted): the role's colour; learner ranks and rlhf-local: own.
+        role = name if name.startswith(("learner", "rlhf-local")) else name.split("-")[0]
         groups.setdefault(role, []).append(name)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, (role, members) in enumerate(sorted(groups.items())):
