@@ -49,6 +49,15 @@ absl::Status Validate(const LlamaConfig& c) {
     return absl::InvalidArgumentError(
         absl::StrCat("head_dim ", c.head_dim(), " is larger than the supported 256"));
   }
+  // The RoPE tables hold max_seq_len x head_dim angles (cos and sin, float64): a header that
+  // claims 2^27 positions would take gigabytes before any weight is read.
+  constexpr int64_t kMaxRopeEntries = int64_t{1} << 25;
+  if (c.max_seq_len > kMaxRopeEntries / c.head_dim()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "max_seq_len ", c.max_seq_len, " x head_dim ", c.head_dim(),
+        " is more than the supported 2^25 RoPE entries (max_seq_len up to ",
+        kMaxRopeEntries / c.head_dim(), " at this head_dim)"));
+  }
   if (c.n_heads % c.n_kv_heads != 0) {
     return absl::InvalidArgumentError(absl::StrCat("n_heads ", c.n_heads,
                                                    " is not a multiple of n_kv_heads ",
