@@ -492,22 +492,22 @@ absl::Status Learner::WriteCheckpoint() {
   // rewrites the whole journal, whose ids grow with the run, so it happens once the journal has
   // doubled since the last compaction: the work stays proportional to what was appended, not to
   // checkpoints x run length, and the file within twice its compacted size.
-  std::error_code size_ec;
-  const uintmax_t journal_bytes =
-      journal_ != nullptr ? fs::file_size(journal_->path(), size_ec) : 0;
-  if (journal_ != nullptr &&
-      (size_ec || journal_bytes >= 2 * static_cast<uintmax_t>(journal_compacted_bytes_))) {
-    RLHF_ASSIGN_OR_RETURN(TrajectoryJournal::CompactStats c, journal_->Compact());
-    journal_compacted_bytes_ = c.bytes_after;
-    LOG(INFO) << "journal compacted: " << c.bytes_before << " -> " << c.bytes_after << " bytes ("
-              << c.kept_whole << " queued trajectories kept whole)";
+  if (journal_ != nullptr) {
+    std::error_code size_ec;
+    const uintmax_t journal_bytes = fs::file_size(journal_->path(), size_ec);
+    if (size_ec || journal_bytes >= 2 * static_cast<uintmax_t>(journal_compacted_bytes_)) {
+      RLHF_ASSIGN_OR_RETURN(TrajectoryJournal::CompactStats c, journal_->Compact());
+      journal_compacted_bytes_ = c.bytes_after;
+      LOG(INFO) << "journal compacted: " << c.bytes_before << " -> " << c.bytes_after
+                << " bytes (" << c.kept_whole << " queued trajectories kept whole)";
+    }
   }
   // The checkpoint and the compaction were the largest transients since the last one: what
   // they (and the steps before) freed goes back to the system, or the resident size would
   // climb to every arena's high-water mark over a long run.
   const runtime::ReleasedMemory released = runtime::ReleaseFreeHeapMemory();
   LOG(INFO) << "released free heap memory: resident " << released.rss_before << " -> "
-          << released.rss_after << " bytes";
+            << released.rss_after << " bytes";
   return absl::OkStatus();
 }
 

@@ -23,7 +23,7 @@ namespace rlhf::reward {
 struct RewardServiceOptions {
   /// Most items in one request (more is RESOURCE_EXHAUSTED).
   int max_request_items = 256;
-  // Most bytes in an item's prompt or response text.
+  /// Most bytes in an item's prompt or response text (more is INVALID_ARGUMENT).
   int max_text_bytes = 262144;
   /// Server-side batching of items across requests.
   batching::BatcherOptions batching;
