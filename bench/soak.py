@@ -265,7 +265,8 @@ def run_local(rlhf, config, out_dir, args, chaos, proxy):
                     steps_started = now
         for pid, when in list(stopped.items()):
             if now >= when:
-                os.kill(pid, signal.SIGCONT) if pid_alive(pid) else None
+                if pid_alive(pid):
+                    os.kill(pid, signal.SIGCONT)
                 del stopped[pid]
         if now >= next_sample:
             next_sample += args.sample_seconds
